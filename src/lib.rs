@@ -1,0 +1,2 @@
+//! upbit-exporter: Upbit's real-time WebSocket feed as Prometheus metrics and an HTTP API.
+pub mod upbit;

@@ -1,0 +1,198 @@
+//! Frame decoding: bytes from the socket to [`Message`]s, in any of the four formats.
+//!
+//! A frame is one JSON object (DEFAULT, SIMPLE) or an array of them (JSON_LIST, SIMPLE_LIST).
+//! Each object is dispatched on its `type`/`ty` without building a generic JSON tree: the type is
+//! sniffed from the first key when Upbit puts it there (it always does), otherwise a light probe
+//! pass finds it. A bad element of a list frame is reported on its own; its neighbours decode.
+
+use serde::de::IgnoredAny;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::model::{Candle, Message, Orderbook, ServerError, Status, SubscriptionList, Ticker, Trade};
+use super::types::DataType;
+
+/// Why a frame (or one element of a list frame) could not be decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// Not JSON, truncated JSON, or not UTF-8.
+    #[error("invalid JSON: {0}")]
+    InvalidJson(serde_json::Error),
+    /// Valid JSON but neither an object nor an array of objects.
+    #[error("not a JSON object")]
+    NotAnObject,
+    /// An object with no `type`/`ty` that is not a status, error or subscription list either.
+    #[error("message has no type")]
+    MissingType,
+    /// A `type` this service does not know.
+    #[error("unknown message type {0:?}")]
+    UnknownType(String),
+    /// A required field is absent.
+    #[error("missing field: {0}")]
+    MissingField(serde_json::Error),
+    /// A field has the wrong JSON type or an unknown enum value.
+    #[error("invalid value: {0}")]
+    InvalidValue(serde_json::Error),
+    /// The frame exceeds the configured size limit and was not parsed.
+    #[error("frame of {size} bytes exceeds the limit of {limit} bytes")]
+    Oversized { size: usize, limit: usize },
+}
+
+impl DecodeError {
+    /// Every code [`DecodeError::code`] can return: the complete label set of the metric.
+    pub const CODES: [&'static str; 7] = [
+        "invalid_json",
+        "not_an_object",
+        "missing_type",
+        "unknown_type",
+        "missing_field",
+        "invalid_value",
+        "oversized",
+    ];
+
+    /// A short fixed code: the only form of this error allowed into a metric label.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidJson(_) => "invalid_json",
+            Self::NotAnObject => "not_an_object",
+            Self::MissingType => "missing_type",
+            Self::UnknownType(_) => "unknown_type",
+            Self::MissingField(_) => "missing_field",
+            Self::InvalidValue(_) => "invalid_value",
+            Self::Oversized { .. } => "oversized",
+        }
+    }
+
+    fn from_serde(err: serde_json::Error) -> Self {
+        use serde_json::error::Category;
+        match err.classify() {
+            Category::Data if err.to_string().starts_with("missing field") => Self::MissingField(err),
+            Category::Data => Self::InvalidValue(err),
+            Category::Io | Category::Syntax | Category::Eof => Self::InvalidJson(err),
+        }
+    }
+}
+
+/// Decodes one frame, calling `sink` once per message or per failed element.
+///
+/// Never panics, whatever the bytes (see the property tests).
+pub fn decode_frame_with(payload: &[u8], mut sink: impl FnMut(Result<Message, DecodeError>)) {
+    match first_non_space(payload) {
+        Some(b'{') => sink(decode_object(payload)),
+        Some(b'[') => match serde_json::from_slice::<Vec<&RawValue>>(payload) {
+            Ok(elements) => {
+                for element in elements {
+                    let raw = element.get().as_bytes();
+                    if first_non_space(raw) == Some(b'{') {
+                        sink(decode_object(raw));
+                    } else {
+                        sink(Err(DecodeError::NotAnObject));
+                    }
+                }
+            }
+            Err(err) => sink(Err(DecodeError::from_serde(err))),
+        },
+        _ => sink(Err(match serde_json::from_slice::<IgnoredAny>(payload) {
+            Ok(_) => DecodeError::NotAnObject,
+            Err(err) => DecodeError::InvalidJson(err),
+        })),
+    }
+}
+
+/// Convenience form of [`decode_frame_with`] that collects the results.
+pub fn decode_frame(payload: &[u8]) -> Vec<Result<Message, DecodeError>> {
+    let mut out = Vec::with_capacity(1);
+    decode_frame_with(payload, |m| out.push(m));
+    out
+}
+
+fn first_non_space(bytes: &[u8]) -> Option<u8> {
+    bytes.iter().copied().find(|b| !b.is_ascii_whitespace())
+}
+
+/// Fields that tell what an object is when its first key is not the type.
+#[derive(Deserialize)]
+struct Probe<'a> {
+    #[serde(rename = "type", alias = "ty", borrow, default)]
+    data_type: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    error: Option<ServerError>,
+    #[serde(default)]
+    status: Option<IgnoredAny>,
+    #[serde(default)]
+    method: Option<IgnoredAny>,
+}
+
+fn decode_object(raw: &[u8]) -> Result<Message, DecodeError> {
+    if let Some(name) = sniff_type(raw) {
+        return decode_typed(name, raw);
+    }
+    let probe: Probe = serde_json::from_slice(raw).map_err(DecodeError::from_serde)?;
+    if let Some(name) = probe.data_type {
+        return decode_typed(&name, raw);
+    }
+    if let Some(error) = probe.error {
+        return Ok(Message::Error(error));
+    }
+    if probe.status.is_some() {
+        return parse::<Status>(raw).map(Message::Status);
+    }
+    if probe.method.is_some() {
+        return parse::<SubscriptionList>(raw).map(Message::Subscriptions);
+    }
+    Err(DecodeError::MissingType)
+}
+
+fn decode_typed(name: &str, raw: &[u8]) -> Result<Message, DecodeError> {
+    match DataType::from_wire(name) {
+        Some(DataType::Ticker) => parse::<Ticker>(raw).map(Message::Ticker),
+        Some(DataType::Trade) => parse::<Trade>(raw).map(Message::Trade),
+        Some(DataType::Orderbook) => parse::<Orderbook>(raw).map(Message::Orderbook),
+        Some(DataType::Candle(interval)) => parse::<Candle>(raw).map(|mut candle| {
+            candle.interval = interval;
+            Message::Candle(candle)
+        }),
+        None => Err(DecodeError::UnknownType(truncate(name, 40))),
+    }
+}
+
+fn parse<'a, T: Deserialize<'a>>(raw: &'a [u8]) -> Result<T, DecodeError> {
+    serde_json::from_slice(raw).map_err(DecodeError::from_serde)
+}
+
+/// Reads the type when the object opens with `"type":"…"` or `"ty":"…"`, as Upbit's always do.
+///
+/// Returns `None` (and the caller probes properly) for anything less plain, such as escapes.
+fn sniff_type(raw: &[u8]) -> Option<&str> {
+    let rest = skip_space(raw).strip_prefix(b"{")?;
+    let rest = skip_space(rest);
+    let rest = rest
+        .strip_prefix(b"\"type\"")
+        .or_else(|| rest.strip_prefix(b"\"ty\""))?;
+    let rest = skip_space(rest).strip_prefix(b":")?;
+    let rest = skip_space(rest).strip_prefix(b"\"")?;
+    let end = rest.iter().position(|&b| b == b'"' || b == b'\\')?;
+    if rest[end] != b'"' {
+        return None;
+    }
+    std::str::from_utf8(&rest[..end]).ok()
+}
+
+fn skip_space(bytes: &[u8]) -> &[u8] {
+    let start = bytes.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(bytes.len());
+    &bytes[start..]
+}
+
+/// Cuts text for logs and labels at a char boundary, escaping control characters.
+pub fn truncate(text: &str, max_chars: usize) -> String {
+    let mut out: String = text.chars().take(max_chars).flat_map(char::escape_debug).collect();
+    if text.chars().count() > max_chars {
+        out.push('…');
+    }
+    out
+}
+
+/// A printable, bounded preview of a payload for log lines.
+pub fn preview(payload: &[u8], max_chars: usize) -> String {
+    truncate(&String::from_utf8_lossy(&payload[..payload.len().min(max_chars * 4)]), max_chars)
+}

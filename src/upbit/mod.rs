@@ -1,0 +1,16 @@
+//! Upbit's quotation WebSocket protocol, pure: no runtime, no I/O.
+//!
+//! - [`types`]: data types, formats, market codes (shared with the simulator);
+//! - [`model`]: wire types, one per message kind, each documenting a real payload;
+//! - [`decode`]: frames to messages, in all four formats;
+//! - [`request`]: the subscription and `LIST_SUBSCRIPTIONS` requests.
+
+pub mod decode;
+pub mod model;
+pub mod request;
+pub mod types;
+
+pub use decode::{decode_frame, decode_frame_with, DecodeError};
+pub use model::Message;
+pub use request::Subscription;
+pub use types::{CandleInterval, DataType, Format};

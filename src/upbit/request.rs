@@ -1,0 +1,142 @@
+//! Client requests: the subscription message and `LIST_SUBSCRIPTIONS`.
+//!
+//! Upbit replaces a connection's whole subscription with every request, so the service always
+//! sends every type in one message, built from a [`Subscription`].
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{json, Value};
+
+use super::types::{DataType, Format};
+
+/// What to receive: for each data type, the set of market codes. Ordered, so the request and
+/// everything derived from it are deterministic.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Subscription {
+    entries: BTreeMap<DataType, BTreeSet<String>>,
+}
+
+impl Subscription {
+    /// Every type gets the same codes (the configuration file's shape).
+    pub fn uniform<'a>(
+        types: impl IntoIterator<Item = DataType>,
+        codes: impl IntoIterator<Item = &'a str> + Clone,
+    ) -> Self {
+        let mut sub = Self::default();
+        for data_type in types {
+            for code in codes.clone() {
+                sub.insert(data_type, code);
+            }
+        }
+        sub
+    }
+
+    /// Adds one (type, code) pair; returns false if it was already there.
+    pub fn insert(&mut self, data_type: DataType, code: &str) -> bool {
+        self.entries.entry(data_type).or_default().insert(code.to_owned())
+    }
+
+    /// Removes one (type, code) pair; returns false if it was not there.
+    pub fn remove(&mut self, data_type: DataType, code: &str) -> bool {
+        let Some(codes) = self.entries.get_mut(&data_type) else {
+            return false;
+        };
+        let removed = codes.remove(code);
+        if codes.is_empty() {
+            self.entries.remove(&data_type);
+        }
+        removed
+    }
+
+    /// True when nothing is subscribed (the connection then idles: Upbit rejects `codes: []`).
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Number of (type, code) pairs.
+    pub fn len(&self) -> usize {
+        self.entries.values().map(BTreeSet::len).sum()
+    }
+
+    /// The types and their codes, in order.
+    pub fn entries(&self) -> impl Iterator<Item = (DataType, &BTreeSet<String>)> {
+        self.entries.iter().map(|(t, c)| (*t, c))
+    }
+
+    /// Every (type, code) pair, in order.
+    pub fn pairs(&self) -> impl Iterator<Item = (DataType, &str)> {
+        self.entries
+            .iter()
+            .flat_map(|(t, codes)| codes.iter().map(move |c| (*t, c.as_str())))
+    }
+
+    /// True if the pair is subscribed.
+    pub fn contains(&self, data_type: DataType, code: &str) -> bool {
+        self.entries.get(&data_type).is_some_and(|c| c.contains(code))
+    }
+
+    /// Every distinct code, across types.
+    pub fn codes(&self) -> BTreeSet<&str> {
+        self.entries.values().flatten().map(String::as_str).collect()
+    }
+
+    /// The subscription request: one JSON array with every type, as Upbit expects.
+    ///
+    /// ```json
+    /// [{"ticket":"…"},{"type":"ticker","codes":["KRW-BTC"]},{"format":"DEFAULT"}]
+    /// ```
+    pub fn to_request(&self, ticket: &str, format: Format) -> String {
+        let mut parts = Vec::with_capacity(self.entries.len() + 2);
+        parts.push(json!({ "ticket": ticket }));
+        for (data_type, codes) in &self.entries {
+            parts.push(json!({ "type": data_type.as_str(), "codes": codes }));
+        }
+        parts.push(json!({ "format": format.as_str() }));
+        Value::Array(parts).to_string()
+    }
+}
+
+/// `[{"ticket":"…"},{"method":"LIST_SUBSCRIPTIONS"}]`: asks Upbit what the connection receives.
+pub fn list_subscriptions_request(ticket: &str) -> String {
+    json!([{ "ticket": ticket }, { "method": "LIST_SUBSCRIPTIONS" }]).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_holds_every_type_in_one_message() {
+        let sub = Subscription::uniform(
+            [DataType::Trade, DataType::Ticker],
+            ["KRW-ETH", "KRW-BTC"],
+        );
+        assert_eq!(
+            sub.to_request("t-1", Format::Simple),
+            r#"[{"ticket":"t-1"},{"codes":["KRW-BTC","KRW-ETH"],"type":"ticker"},{"codes":["KRW-BTC","KRW-ETH"],"type":"trade"},{"format":"SIMPLE"}]"#
+        );
+    }
+
+    #[test]
+    fn insert_remove_and_len() {
+        let mut sub = Subscription::default();
+        assert!(sub.insert(DataType::Ticker, "KRW-BTC"));
+        assert!(!sub.insert(DataType::Ticker, "KRW-BTC"));
+        assert!(sub.insert(DataType::Trade, "KRW-BTC"));
+        assert_eq!(sub.len(), 2);
+        assert_eq!(sub.codes().len(), 1);
+        assert!(sub.remove(DataType::Trade, "KRW-BTC"));
+        assert!(!sub.remove(DataType::Trade, "KRW-BTC"));
+        assert_eq!(sub.entries().count(), 1);
+        assert!(sub.remove(DataType::Ticker, "KRW-BTC"));
+        assert!(sub.is_empty());
+    }
+
+    #[test]
+    fn list_request_shape() {
+        assert_eq!(
+            list_subscriptions_request("x"),
+            r#"[{"ticket":"x"},{"method":"LIST_SUBSCRIPTIONS"}]"#
+        );
+    }
+}
