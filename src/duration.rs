@@ -5,7 +5,9 @@ use std::time::Duration;
 /// Parses `<number><unit>` with unit `ms`, `s`, `m` or `h`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (digits, unit) = text.split_at(split);
     let expected = "expected a whole number and a unit: ms, s, m or h (e.g. \"500ms\", \"30s\")";
     if digits.is_empty() {
@@ -71,7 +73,16 @@ mod tests {
 
     #[test]
     fn rejects_bad_text_with_a_reason() {
-        for bad in ["", "30", "s", "1.5s", "-1s", "30 s", "30sec", "99999999999999999999s"] {
+        for bad in [
+            "",
+            "30",
+            "s",
+            "1.5s",
+            "-1s",
+            "30 s",
+            "30sec",
+            "99999999999999999999s",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
         }
         assert!(parse_duration("9000h").unwrap_err().contains("year"));

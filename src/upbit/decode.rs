@@ -9,7 +9,9 @@ use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::model::{Candle, Message, Orderbook, ServerError, Status, SubscriptionList, Ticker, Trade};
+use super::model::{
+    Candle, Message, Orderbook, ServerError, Status, SubscriptionList, Ticker, Trade,
+};
 use super::types::DataType;
 
 /// Why a frame (or one element of a list frame) could not be decoded.
@@ -66,7 +68,9 @@ impl DecodeError {
     fn from_serde(err: serde_json::Error) -> Self {
         use serde_json::error::Category;
         match err.classify() {
-            Category::Data if err.to_string().starts_with("missing field") => Self::MissingField(err),
+            Category::Data if err.to_string().starts_with("missing field") => {
+                Self::MissingField(err)
+            }
             Category::Data => Self::InvalidValue(err),
             Category::Io | Category::Syntax | Category::Eof => Self::InvalidJson(err),
         }
@@ -179,13 +183,20 @@ fn sniff_type(raw: &[u8]) -> Option<&str> {
 }
 
 fn skip_space(bytes: &[u8]) -> &[u8] {
-    let start = bytes.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(bytes.len());
+    let start = bytes
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(bytes.len());
     &bytes[start..]
 }
 
 /// Cuts text for logs and labels at a char boundary, escaping control characters.
 pub fn truncate(text: &str, max_chars: usize) -> String {
-    let mut out: String = text.chars().take(max_chars).flat_map(char::escape_debug).collect();
+    let mut out: String = text
+        .chars()
+        .take(max_chars)
+        .flat_map(char::escape_debug)
+        .collect();
     if text.chars().count() > max_chars {
         out.push('…');
     }
@@ -194,5 +205,8 @@ pub fn truncate(text: &str, max_chars: usize) -> String {
 
 /// A printable, bounded preview of a payload for log lines.
 pub fn preview(payload: &[u8], max_chars: usize) -> String {
-    truncate(&String::from_utf8_lossy(&payload[..payload.len().min(max_chars * 4)]), max_chars)
+    truncate(
+        &String::from_utf8_lossy(&payload[..payload.len().min(max_chars * 4)]),
+        max_chars,
+    )
 }

@@ -14,3 +14,6 @@ pub use decode::{decode_frame, decode_frame_with, DecodeError};
 pub use model::Message;
 pub use request::Subscription;
 pub use types::{CandleInterval, DataType, Format};
+
+#[cfg(test)]
+mod fixture_tests;

@@ -33,7 +33,10 @@ impl Subscription {
 
     /// Adds one (type, code) pair; returns false if it was already there.
     pub fn insert(&mut self, data_type: DataType, code: &str) -> bool {
-        self.entries.entry(data_type).or_default().insert(code.to_owned())
+        self.entries
+            .entry(data_type)
+            .or_default()
+            .insert(code.to_owned())
     }
 
     /// Removes one (type, code) pair; returns false if it was not there.
@@ -72,12 +75,18 @@ impl Subscription {
 
     /// True if the pair is subscribed.
     pub fn contains(&self, data_type: DataType, code: &str) -> bool {
-        self.entries.get(&data_type).is_some_and(|c| c.contains(code))
+        self.entries
+            .get(&data_type)
+            .is_some_and(|c| c.contains(code))
     }
 
     /// Every distinct code, across types.
     pub fn codes(&self) -> BTreeSet<&str> {
-        self.entries.values().flatten().map(String::as_str).collect()
+        self.entries
+            .values()
+            .flatten()
+            .map(String::as_str)
+            .collect()
     }
 
     /// The subscription request: one JSON array with every type, as Upbit expects.
@@ -107,10 +116,8 @@ mod tests {
 
     #[test]
     fn request_holds_every_type_in_one_message() {
-        let sub = Subscription::uniform(
-            [DataType::Trade, DataType::Ticker],
-            ["KRW-ETH", "KRW-BTC"],
-        );
+        let sub =
+            Subscription::uniform([DataType::Trade, DataType::Ticker], ["KRW-ETH", "KRW-BTC"]);
         assert_eq!(
             sub.to_request("t-1", Format::Simple),
             r#"[{"ticket":"t-1"},{"codes":["KRW-BTC","KRW-ETH"],"type":"ticker"},{"codes":["KRW-BTC","KRW-ETH"],"type":"trade"},{"format":"SIMPLE"}]"#

@@ -138,7 +138,12 @@ pub enum Format {
 
 impl Format {
     /// Every format, in documentation order.
-    pub const ALL: [Format; 4] = [Self::Default, Self::Simple, Self::JsonList, Self::SimpleList];
+    pub const ALL: [Format; 4] = [
+        Self::Default,
+        Self::Simple,
+        Self::JsonList,
+        Self::SimpleList,
+    ];
 
     /// The wire name, e.g. `SIMPLE_LIST`.
     pub fn as_str(self) -> &'static str {
@@ -171,9 +176,14 @@ impl FromStr for Format {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL.into_iter().find(|f| f.as_str() == s).ok_or_else(|| {
-            format!("unknown format {s:?}; expected one of DEFAULT, SIMPLE, JSON_LIST, SIMPLE_LIST")
-        })
+        Self::ALL
+            .into_iter()
+            .find(|f| f.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown format {s:?}; expected one of DEFAULT, SIMPLE, JSON_LIST, SIMPLE_LIST"
+                )
+            })
     }
 }
 
@@ -255,7 +265,9 @@ pub fn is_valid_code(code: &str) -> bool {
     !quote.is_empty()
         && !base.is_empty()
         && quote.bytes().all(|b| b.is_ascii_uppercase())
-        && base.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+        && base
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
 
 /// Explains why a code is invalid, for user-facing errors.
@@ -263,9 +275,15 @@ pub fn code_problem(code: &str) -> Option<String> {
     if is_valid_code(code) {
         return None;
     }
-    let shown: String = code.chars().flat_map(char::escape_default).take(40).collect();
+    let shown: String = code
+        .chars()
+        .flat_map(char::escape_default)
+        .take(40)
+        .collect();
     if code.len() > MAX_CODE_LEN {
-        return Some(format!("market code \"{shown}…\" is longer than {MAX_CODE_LEN} bytes"));
+        return Some(format!(
+            "market code \"{shown}…\" is longer than {MAX_CODE_LEN} bytes"
+        ));
     }
     if is_valid_code(&code.to_ascii_uppercase()) {
         return Some(format!(
@@ -304,7 +322,16 @@ mod tests {
         for ok in ["KRW-BTC", "BTC-ETH", "USDT-BTC", "KRW-1INCH", "KRW-T"] {
             assert!(is_valid_code(ok), "{ok}");
         }
-        for bad in ["", "krw-btc", "KRW", "KRW-", "-BTC", "KRW-BTC-X", "KRW_BTC", "KRW-BTC\n"] {
+        for bad in [
+            "",
+            "krw-btc",
+            "KRW",
+            "KRW-",
+            "-BTC",
+            "KRW-BTC-X",
+            "KRW_BTC",
+            "KRW-BTC\n",
+        ] {
             assert!(!is_valid_code(bad), "{bad:?}");
         }
         assert!(code_problem("krw-btc").unwrap().contains("upper case"));
