@@ -1,5 +1,8 @@
 //! Every real Upbit sample in tests/fixtures/upbit decoded to exact expected values.
 
+// Literals are copied from the wire text on purpose, trailing digits included.
+#![allow(clippy::excessive_precision)]
+
 use super::decode::{decode_frame, DecodeError};
 use super::model::*;
 use super::types::{CandleInterval, Change, Side, StreamType};
