@@ -1,0 +1,502 @@
+//! Settings: the compiled-in defaults (config/default.toml), an optional file, then environment
+//! variables `UPBIT_EXPORTER__SECTION__KEY`. [`Settings::load`] reports every problem at once.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use config::{Config, Environment, File, FileFormat};
+use serde::Deserialize;
+
+use crate::duration::parse_duration;
+use crate::upbit::types::code_problem;
+use crate::upbit::{DataType, Format, Subscription};
+
+/// The defaults, with a comment on every key: the operator's reference.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// Prefix of the environment variables that override settings.
+pub const ENV_PREFIX: &str = "UPBIT_EXPORTER";
+
+/// Upbit closes connections idle for about this long; `idle_timeout` must stay under it.
+pub const UPBIT_IDLE_CLOSE: Duration = Duration::from_secs(120);
+
+/// Everything the service needs, validated.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub upbit: UpbitSettings,
+    pub connection: ConnectionSettings,
+    pub pipeline: PipelineSettings,
+    pub http: HttpSettings,
+}
+
+/// `[upbit]`: what to receive, from where.
+#[derive(Debug, Clone)]
+pub struct UpbitSettings {
+    /// WebSocket URL (`ws://` or `wss://`).
+    pub url: String,
+    /// Market codes, validated and de-duplicated.
+    pub codes: Vec<String>,
+    /// Data types received for every code.
+    pub types: Vec<DataType>,
+    /// Message format of the connection.
+    pub format: Format,
+}
+
+impl UpbitSettings {
+    /// The subscription the configuration asks for.
+    pub fn subscription(&self) -> Subscription {
+        Subscription::uniform(
+            self.types.iter().copied(),
+            self.codes.iter().map(String::as_str),
+        )
+    }
+}
+
+/// `[connection]`: keepalive and reconnect policy.
+#[derive(Debug, Clone)]
+pub struct ConnectionSettings {
+    pub ping_interval: Duration,
+    pub idle_timeout: Duration,
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+    pub connect_timeout: Duration,
+    pub ban_penalty: Duration,
+}
+
+/// `[pipeline]`: queues between actors and frame limits.
+#[derive(Debug, Clone)]
+pub struct PipelineSettings {
+    pub queue_capacity: usize,
+    pub max_frame_bytes: usize,
+}
+
+/// `[http]`: the metrics, health and control server.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    pub listen: SocketAddr,
+    pub workers: usize,
+}
+
+/// Settings could not be loaded: every problem found, one per line.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n  - {}", problems.join("\n  - "))]
+pub struct SettingsError {
+    pub problems: Vec<String>,
+}
+
+impl SettingsError {
+    fn one(problem: String) -> Self {
+        Self {
+            problems: vec![problem],
+        }
+    }
+}
+
+// The raw, loosely typed shape of the layered sources; `validate` turns it into `Settings`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    upbit: RawUpbit,
+    connection: RawConnection,
+    pipeline: RawPipeline,
+    http: RawHttp,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUpbit {
+    url: String,
+    codes: Vec<String>,
+    types: Vec<String>,
+    format: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConnection {
+    ping_interval: String,
+    idle_timeout: String,
+    backoff_min: String,
+    backoff_max: String,
+    connect_timeout: String,
+    ban_penalty: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPipeline {
+    queue_capacity: i64,
+    max_frame_bytes: i64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    listen: String,
+    workers: i64,
+}
+
+/// Where overrides come from besides the defaults.
+#[derive(Debug, Default, Clone)]
+pub struct Sources<'a> {
+    /// A TOML file layered over the defaults (`--config`).
+    pub file: Option<&'a Path>,
+    /// Environment variables, as `(name, value)`; pass `std::env::vars()` in production and a
+    /// literal list in tests, so tests never touch the process environment.
+    pub env: Vec<(String, String)>,
+}
+
+impl Settings {
+    /// Loads and validates: defaults, then `sources.file`, then `sources.env`.
+    pub fn load(sources: Sources<'_>) -> Result<Self, SettingsError> {
+        let env: config::Map<String, String> = sources
+            .env
+            .into_iter()
+            .filter(|(name, _)| name.starts_with(&format!("{ENV_PREFIX}__")))
+            .collect();
+        let mut builder =
+            Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml));
+        if let Some(path) = sources.file {
+            if !path.is_file() {
+                return Err(SettingsError::one(format!(
+                    "config file {} does not exist or is not a file",
+                    path.display()
+                )));
+            }
+            builder = builder.add_source(File::from(path).format(FileFormat::Toml));
+        }
+        builder = builder.add_source(
+            Environment::with_prefix(ENV_PREFIX)
+                .separator("__")
+                .list_separator(",")
+                .with_list_parse_key("upbit.codes")
+                .with_list_parse_key("upbit.types")
+                .try_parsing(true)
+                .source(Some(env)),
+        );
+        let raw: Raw = builder
+            .build()
+            .and_then(Config::try_deserialize)
+            .map_err(|err| SettingsError::one(explain_config_error(err)))?;
+        raw.validate()
+    }
+
+    /// Defaults with the given environment-style overrides, for tests and tools.
+    pub fn from_overrides<'a>(
+        overrides: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Self, SettingsError> {
+        let env = overrides
+            .into_iter()
+            .map(|(key, value)| {
+                let name = format!("{ENV_PREFIX}__{}", key.replace('.', "__").to_uppercase());
+                (name, value.to_owned())
+            })
+            .collect();
+        Self::load(Sources { file: None, env })
+    }
+}
+
+fn explain_config_error(err: config::ConfigError) -> String {
+    let text = err.to_string();
+    if text.contains("unknown field") {
+        format!("{text} (see config/default.toml for every accepted key)")
+    } else {
+        text
+    }
+}
+
+impl Raw {
+    fn validate(self) -> Result<Settings, SettingsError> {
+        let mut problems = Vec::new();
+        let problems_before = problems.len();
+        let mut duration = |key: &str, text: &str| match parse_duration(text) {
+            Ok(d) => d,
+            Err(e) => {
+                problems.push(format!("connection.{key}: {e}"));
+                Duration::ZERO
+            }
+        };
+        let c = &self.connection;
+        let connection = ConnectionSettings {
+            ping_interval: duration("ping_interval", &c.ping_interval),
+            idle_timeout: duration("idle_timeout", &c.idle_timeout),
+            backoff_min: duration("backoff_min", &c.backoff_min),
+            backoff_max: duration("backoff_max", &c.backoff_max),
+            connect_timeout: duration("connect_timeout", &c.connect_timeout),
+            ban_penalty: duration("ban_penalty", &c.ban_penalty),
+        };
+        if problems.len() == problems_before {
+            check_connection(&connection, &mut problems);
+        }
+
+        let upbit = validate_upbit(self.upbit, &mut problems);
+
+        let mut positive = |key: &str, value: i64, max: i64| {
+            if (1..=max).contains(&value) {
+                value as usize
+            } else {
+                problems.push(format!("{key}: {value} is out of range 1..={max}"));
+                1
+            }
+        };
+        let pipeline = PipelineSettings {
+            queue_capacity: positive(
+                "pipeline.queue_capacity",
+                self.pipeline.queue_capacity,
+                1 << 20,
+            ),
+            max_frame_bytes: positive(
+                "pipeline.max_frame_bytes",
+                self.pipeline.max_frame_bytes,
+                64 << 20,
+            ),
+        };
+        let listen = self.http.listen.parse().unwrap_or_else(|_| {
+            problems.push(format!(
+                "http.listen: {:?} is not an address; expected IP:PORT such as 0.0.0.0:8081",
+                self.http.listen
+            ));
+            SocketAddr::from(([127, 0, 0, 1], 0))
+        });
+        if !(0..=64).contains(&self.http.workers) {
+            problems.push(format!(
+                "http.workers: {} is out of range 0..=64",
+                self.http.workers
+            ));
+        }
+        let http = HttpSettings {
+            listen,
+            workers: self.http.workers.clamp(0, 64) as usize,
+        };
+
+        if problems.is_empty() {
+            Ok(Settings {
+                upbit,
+                connection,
+                pipeline,
+                http,
+            })
+        } else {
+            Err(SettingsError { problems })
+        }
+    }
+}
+
+fn check_connection(c: &ConnectionSettings, problems: &mut Vec<String>) {
+    let bad = |p: &mut Vec<String>, text: String| p.push(format!("connection.{text}"));
+    if c.ping_interval.is_zero() {
+        bad(problems, "ping_interval must be above zero".into());
+    }
+    if c.idle_timeout <= c.ping_interval {
+        bad(problems, format!(
+            "idle_timeout ({:?}) must be longer than ping_interval ({:?}), or every quiet market drops the link",
+            c.idle_timeout, c.ping_interval
+        ));
+    }
+    if c.idle_timeout >= UPBIT_IDLE_CLOSE {
+        bad(
+            problems,
+            format!(
+                "idle_timeout ({:?}) must stay under Upbit's own idle close of {:?}",
+                c.idle_timeout, UPBIT_IDLE_CLOSE
+            ),
+        );
+    }
+    if c.backoff_min.is_zero() {
+        bad(problems, "backoff_min must be above zero".into());
+    }
+    if c.backoff_max < c.backoff_min {
+        bad(
+            problems,
+            format!(
+                "backoff_max ({:?}) must not be below backoff_min ({:?})",
+                c.backoff_max, c.backoff_min
+            ),
+        );
+    }
+    if c.connect_timeout.is_zero() {
+        bad(problems, "connect_timeout must be above zero".into());
+    }
+}
+
+fn validate_upbit(raw: RawUpbit, problems: &mut Vec<String>) -> UpbitSettings {
+    match raw.url.parse::<awc::http::Uri>() {
+        Ok(uri) if matches!(uri.scheme_str(), Some("ws" | "wss")) && uri.host().is_some() => {}
+        _ => problems.push(format!(
+            "upbit.url: {:?} is not a WebSocket URL; expected ws://HOST[:PORT]/PATH or wss://...",
+            raw.url
+        )),
+    }
+    let mut codes: Vec<String> = Vec::with_capacity(raw.codes.len());
+    for code in raw.codes.iter().map(|c| c.trim()) {
+        if let Some(problem) = code_problem(code) {
+            problems.push(format!("upbit.codes: {problem}"));
+        } else if !codes.iter().any(|c| c == code) {
+            codes.push(code.to_owned());
+        }
+    }
+    let mut types = Vec::with_capacity(raw.types.len());
+    for name in raw.types.iter().map(|t| t.trim()) {
+        match name.parse::<DataType>() {
+            Ok(t) if !types.contains(&t) => types.push(t),
+            Ok(_) => {}
+            Err(e) => problems.push(format!("upbit.types: {e}")),
+        }
+    }
+    let format = raw.format.trim().parse().unwrap_or_else(|e| {
+        problems.push(format!("upbit.format: {e}"));
+        Format::Default
+    });
+    UpbitSettings {
+        url: raw.url,
+        codes,
+        types,
+        format,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let s = Settings::from_overrides([]).unwrap();
+        assert_eq!(s.upbit.url, "wss://api.upbit.com/websocket/v1");
+        assert_eq!(
+            s.upbit.codes,
+            ["KRW-BTC", "KRW-ETH", "KRW-SOL", "KRW-ADA", "KRW-XRP"]
+        );
+        assert_eq!(s.upbit.types, [DataType::Ticker]);
+        assert_eq!(s.upbit.format, Format::Default);
+        assert_eq!(s.connection.ping_interval, Duration::from_secs(30));
+        assert_eq!(s.connection.idle_timeout, Duration::from_secs(60));
+        assert_eq!(s.connection.backoff_min, Duration::from_secs(1));
+        assert_eq!(s.connection.backoff_max, Duration::from_secs(60));
+        assert_eq!(s.http.listen, "0.0.0.0:8081".parse().unwrap());
+    }
+
+    #[test]
+    fn environment_overrides_with_lists_and_durations() {
+        let s = Settings::from_overrides([
+            ("upbit.url", "ws://127.0.0.1:9944/websocket/v1"),
+            ("upbit.codes", "KRW-BTC,KRW-ETH,KRW-BTC"),
+            ("upbit.types", "ticker,trade,orderbook,candle.1m"),
+            ("upbit.format", "SIMPLE"),
+            ("connection.ping_interval", "500ms"),
+            ("connection.idle_timeout", "2s"),
+            ("http.listen", "127.0.0.1:18081"),
+        ])
+        .unwrap();
+        assert_eq!(s.upbit.codes, ["KRW-BTC", "KRW-ETH"]);
+        assert_eq!(s.upbit.types.len(), 4);
+        assert_eq!(s.upbit.format, Format::Simple);
+        assert_eq!(s.connection.ping_interval, Duration::from_millis(500));
+        assert_eq!(s.upbit.subscription().len(), 8);
+    }
+
+    #[test]
+    fn a_single_code_in_the_environment_is_a_list() {
+        let s = Settings::from_overrides([("upbit.codes", "KRW-DOGE")]).unwrap();
+        assert_eq!(s.upbit.codes, ["KRW-DOGE"]);
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let err = Settings::from_overrides([
+            ("upbit.url", "https://api.upbit.com"),
+            ("upbit.codes", "krw-btc,KRW_ETH,KRW-XRP"),
+            ("upbit.types", "ticker,quote"),
+            ("upbit.format", "XML"),
+            ("connection.backoff_max", "forever"),
+            ("http.listen", "localhost"),
+        ])
+        .unwrap_err();
+        let text = err.to_string();
+        for needle in [
+            "upbit.url",
+            "upper case",
+            "KRW_ETH",
+            "quote",
+            "XML",
+            "backoff_max",
+            "http.listen",
+        ] {
+            assert!(text.contains(needle), "{needle} missing from:\n{text}");
+        }
+        assert_eq!(err.problems.len(), 7, "{text}");
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let err = Settings::from_overrides([("connection.ping_intervall", "1s")]).unwrap_err();
+        assert!(err.to_string().contains("ping_intervall"), "{err}");
+        let err = Settings::from_overrides([("nonsense.key", "1")]).unwrap_err();
+        assert!(err.to_string().contains("nonsense"), "{err}");
+    }
+
+    #[test]
+    fn durations_are_checked_against_each_other() {
+        let err = Settings::from_overrides([
+            ("connection.ping_interval", "30s"),
+            ("connection.idle_timeout", "10s"),
+            ("connection.backoff_min", "5s"),
+            ("connection.backoff_max", "1s"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.problems.len(), 2, "{err}");
+        assert!(
+            err.problems[0].contains("longer than ping_interval"),
+            "{err}"
+        );
+        assert!(err.problems[1].contains("backoff_max"), "{err}");
+    }
+
+    #[test]
+    fn idle_timeout_must_stay_under_upbits_limit() {
+        let err = Settings::from_overrides([("connection.idle_timeout", "2m")]).unwrap_err();
+        assert!(err.to_string().contains("Upbit's own idle close"), "{err}");
+    }
+
+    #[test]
+    fn a_config_file_layers_over_defaults_and_env_over_it() {
+        let dir = std::env::temp_dir().join(format!("upbit-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("config.toml");
+        std::fs::write(
+            &path,
+            "[upbit]\ncodes = [\"KRW-DOGE\"]\nformat = \"SIMPLE\"\n",
+        )
+        .unwrap();
+        let env = vec![(
+            "UPBIT_EXPORTER__UPBIT__FORMAT".to_owned(),
+            "JSON_LIST".to_owned(),
+        )];
+        let s = Settings::load(Sources {
+            file: Some(&path),
+            env,
+        })
+        .unwrap();
+        assert_eq!(s.upbit.codes, ["KRW-DOGE"]);
+        assert_eq!(s.upbit.format, Format::JsonList);
+        assert_eq!(
+            s.upbit.types,
+            [DataType::Ticker],
+            "untouched keys keep defaults"
+        );
+        let missing = Settings::load(Sources {
+            file: Some(&dir.join("nope.toml")),
+            env: vec![],
+        });
+        assert!(missing.unwrap_err().to_string().contains("does not exist"));
+        std::fs::write(&path, "[upbit]\ncodes = 5\n").unwrap();
+        let wrong_type = Settings::load(Sources {
+            file: Some(&path),
+            env: vec![],
+        })
+        .unwrap_err();
+        assert!(wrong_type.to_string().contains("codes"), "{wrong_type}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
