@@ -1,4 +1,28 @@
 //! upbit-exporter: Upbit's real-time WebSocket feed as Prometheus metrics and an HTTP API.
+pub mod actors;
+pub mod app;
+pub mod cli;
 pub mod duration;
+pub mod http;
+pub mod messages;
 pub mod settings;
+pub mod status;
+pub mod telemetry;
 pub mod upbit;
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut terminate) => {
+            tokio::select! {
+                _ = terminate.recv() => log::info!("received SIGTERM"),
+                _ = tokio::signal::ctrl_c() => log::info!("received SIGINT"),
+            }
+        }
+        Err(err) => {
+            log::warn!("cannot listen for SIGTERM ({err}); stopping on Ctrl-C only");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -5,7 +5,7 @@
 //! message from 2021 and one from 2025 both decode. Numbers documented as doubles arrive as JSON
 //! integers or floats; both land in `f64`. `sequential_id` exceeds 2^53 and is a `u64`.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::types::{CandleInterval, Change, Side, StreamType};
 
@@ -290,11 +290,11 @@ pub struct ServerError {
 }
 
 /// One entry of a `LIST_SUBSCRIPTIONS` answer.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct ListedSubscription {
     #[serde(rename = "type", alias = "ty")]
     pub data_type: String,
-    #[serde(default, alias = "cds")]
+    #[serde(default)]
     pub codes: Vec<String>,
 }
 

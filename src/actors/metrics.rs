@@ -1,0 +1,386 @@
+//! MetricsActor: decoded market messages in, Prometheus series out.
+//!
+//! Holds the per-market state: pre-resolved series handles for every subscribed (type, code),
+//! so the hot path does one map lookup per message and no label hashing, and the latest message
+//! of each kind per code (for the data API). Series exist only for subscribed pairs: created at
+//! zero when a pair is added, removed when it is dropped, so `/metrics` never grows on input.
+
+use std::collections::HashMap;
+use std::time::SystemTime;
+
+use actix::{Actor, Context, Handler};
+use prometheus::{Counter, Gauge, Histogram, IntCounter, IntGauge};
+
+use crate::messages::{FrameDecoded, SubscriptionChanged};
+use crate::status::unix_seconds;
+use crate::telemetry::events::MessagesDropped;
+use crate::telemetry::{LogThrottle, Metrics};
+use crate::upbit::model::{Candle, Orderbook, Ticker, Trade};
+use crate::upbit::types::Side;
+use crate::upbit::{DataType, Message, Subscription};
+
+/// Series of one subscribed (type, code) pair.
+struct PairSeries {
+    received: IntCounter,
+    last_received: Gauge,
+}
+
+/// Per-code value series, created on first data (a price of 0 before any trade would lie).
+#[derive(Default)]
+struct CodeSeries {
+    pairs: HashMap<DataType, PairSeries>,
+    trade_price: Option<Gauge>,
+    ticker: Option<TickerSeries>,
+    trades: Option<[(IntCounter, Counter); 2]>,
+    orderbook: Option<[Gauge; 4]>,
+    candles: HashMap<DataType, Gauge>,
+    market_state: Option<(String, IntGauge)>,
+    latest: LatestMarket,
+}
+
+struct TickerSeries {
+    signed_change_rate: Gauge,
+    acc_trade_volume_24h: Gauge,
+    acc_trade_price_24h: Gauge,
+    trading_suspended: IntGauge,
+}
+
+/// The latest message of each kind for one code, with its receive time (the data API).
+#[derive(Debug, Clone, Default)]
+pub struct LatestMarket {
+    pub ticker: Option<(Ticker, SystemTime)>,
+    pub trade: Option<(Trade, SystemTime)>,
+    pub orderbook: Option<(Orderbook, SystemTime)>,
+    pub candle: Option<(Candle, SystemTime)>,
+}
+
+pub struct MetricsActor {
+    metrics: Metrics,
+    subscription: Subscription,
+    codes: HashMap<String, CodeSeries>,
+    sizes: HashMap<DataType, Histogram>,
+    delays: HashMap<DataType, Histogram>,
+    mailbox_capacity: usize,
+    drop_log: LogThrottle,
+}
+
+impl MetricsActor {
+    pub fn new(metrics: Metrics, subscription: Subscription, mailbox_capacity: usize) -> Self {
+        let sizes = DataType::ALL
+            .iter()
+            .map(|t| (*t, metrics.message_size.with_label_values(&[t.as_str()])))
+            .collect();
+        let delays = DataType::ALL
+            .iter()
+            .map(|t| (*t, metrics.exchange_delay.with_label_values(&[t.as_str()])))
+            .collect();
+        let mut actor = Self {
+            metrics,
+            subscription: Subscription::default(),
+            codes: HashMap::new(),
+            sizes,
+            delays,
+            mailbox_capacity,
+            drop_log: LogThrottle::new(std::time::Duration::from_secs(10)),
+        };
+        actor.apply_subscription(subscription);
+        actor
+    }
+
+    /// Creates series for added pairs and removes those of dropped pairs.
+    fn apply_subscription(&mut self, next: Subscription) {
+        let removed: Vec<(DataType, String)> = self
+            .subscription
+            .pairs()
+            .filter(|(t, c)| !next.contains(*t, c))
+            .map(|(t, c)| (t, c.to_owned()))
+            .collect();
+        for (data_type, code) in removed {
+            self.remove_pair(data_type, &code);
+        }
+        let m = &self.metrics;
+        for (data_type, code) in next.pairs() {
+            let series = self.codes.entry(code.to_owned()).or_default();
+            series.pairs.entry(data_type).or_insert_with(|| PairSeries {
+                received: m
+                    .received_messages
+                    .with_label_values(&[data_type.as_str(), code]),
+                last_received: m
+                    .last_message_timestamp
+                    .with_label_values(&[data_type.as_str(), code]),
+            });
+        }
+        for data_type in DataType::ALL {
+            let count = next
+                .entries()
+                .find(|(t, _)| *t == data_type)
+                .map_or(0, |(_, c)| c.len());
+            m.subscribed_codes
+                .with_label_values(&[data_type.as_str()])
+                .set(count as i64);
+        }
+        self.subscription = next;
+    }
+
+    fn remove_pair(&mut self, data_type: DataType, code: &str) {
+        let m = &self.metrics;
+        let t = data_type.as_str();
+        let _ = m.received_messages.remove_label_values(&[t, code]);
+        let _ = m.last_message_timestamp.remove_label_values(&[t, code]);
+        let Some(series) = self.codes.get_mut(code) else {
+            return;
+        };
+        series.pairs.remove(&data_type);
+        match data_type {
+            DataType::Ticker => {
+                if series.ticker.take().is_some() {
+                    for vec in [
+                        &m.signed_change_rate,
+                        &m.acc_trade_volume_24h,
+                        &m.acc_trade_price_24h,
+                    ] {
+                        let _ = vec.remove_label_values(&[code]);
+                    }
+                    let _ = m.trading_suspended.remove_label_values(&[code]);
+                }
+                if let Some((state, _)) = series.market_state.take() {
+                    let _ = m.market_state.remove_label_values(&[code, &state]);
+                }
+            }
+            DataType::Trade => {
+                if series.trades.take().is_some() {
+                    for side in ["ask", "bid"] {
+                        let _ = m.trades.remove_label_values(&[code, side]);
+                        let _ = m.trade_volume.remove_label_values(&[code, side]);
+                    }
+                }
+            }
+            DataType::Orderbook => {
+                if series.orderbook.take().is_some() {
+                    for vec in [
+                        &m.best_ask_price,
+                        &m.best_bid_price,
+                        &m.total_ask_size,
+                        &m.total_bid_size,
+                    ] {
+                        let _ = vec.remove_label_values(&[code]);
+                    }
+                }
+            }
+            DataType::Candle(_) => {
+                if series.candles.remove(&data_type).is_some() {
+                    let _ = m.candle_close_price.remove_label_values(&[t, code]);
+                }
+            }
+        }
+        let price_source_left = series.pairs.contains_key(&DataType::Ticker)
+            || series.pairs.contains_key(&DataType::Trade);
+        if !price_source_left && series.trade_price.take().is_some() {
+            let _ = m.trade_price.remove_label_values(&[code]);
+        }
+        if series.pairs.is_empty() {
+            self.codes.remove(code);
+        }
+    }
+
+    /// Updates the series of one message; false if its (type, code) is not subscribed.
+    fn record(
+        &mut self,
+        mut message: Message,
+        received_at: SystemTime,
+        received_unix: f64,
+    ) -> bool {
+        // The code is taken out of the message and put back before the message is stored, so
+        // the lookup key needs no allocation.
+        let (data_type, code) = match &mut message {
+            Message::Ticker(t) => (DataType::Ticker, std::mem::take(&mut t.code)),
+            Message::Trade(t) => (DataType::Trade, std::mem::take(&mut t.code)),
+            Message::Orderbook(o) => (DataType::Orderbook, std::mem::take(&mut o.code)),
+            Message::Candle(c) => (DataType::Candle(c.interval), std::mem::take(&mut c.code)),
+            _ => return true,
+        };
+        let key = strip_depth(&code);
+        let m = &self.metrics;
+        let Some(series) = self.codes.get_mut(key) else {
+            return false;
+        };
+        let Some(pair) = series.pairs.get(&data_type) else {
+            return false;
+        };
+        pair.received.inc();
+        pair.last_received.set(received_unix);
+        if let (Some(ts), Some(histogram)) = (message.timestamp_ms(), self.delays.get(&data_type)) {
+            histogram.observe((received_unix - ts as f64 / 1000.0).max(0.0));
+        }
+        match message {
+            Message::Ticker(mut t) => {
+                price_gauge(series, m, key).set(t.trade_price);
+                let ts = series.ticker.get_or_insert_with(|| TickerSeries {
+                    signed_change_rate: m.signed_change_rate.with_label_values(&[key]),
+                    acc_trade_volume_24h: m.acc_trade_volume_24h.with_label_values(&[key]),
+                    acc_trade_price_24h: m.acc_trade_price_24h.with_label_values(&[key]),
+                    trading_suspended: m.trading_suspended.with_label_values(&[key]),
+                });
+                set_some(&ts.signed_change_rate, t.signed_change_rate);
+                set_some(&ts.acc_trade_volume_24h, t.acc_trade_volume_24h);
+                set_some(&ts.acc_trade_price_24h, t.acc_trade_price_24h);
+                if let Some(suspended) = t.is_trading_suspended {
+                    ts.trading_suspended.set(i64::from(suspended));
+                }
+                if let Some(state) = t.market_state.as_deref() {
+                    update_market_state(series, m, key, state);
+                }
+                t.code = code;
+                series.latest.ticker = Some((t, received_at));
+            }
+            Message::Trade(mut t) => {
+                price_gauge(series, m, key).set(t.trade_price);
+                let sides = series.trades.get_or_insert_with(|| {
+                    ["ask", "bid"].map(|side| {
+                        (
+                            m.trades.with_label_values(&[key, side]),
+                            m.trade_volume.with_label_values(&[key, side]),
+                        )
+                    })
+                });
+                let (count, volume) = &sides[usize::from(t.ask_bid == Side::Bid)];
+                count.inc();
+                if t.trade_volume.is_finite() && t.trade_volume >= 0.0 {
+                    volume.inc_by(t.trade_volume);
+                }
+                t.code = code;
+                series.latest.trade = Some((t, received_at));
+            }
+            Message::Orderbook(mut o) => {
+                let [ask, bid, total_ask, total_bid] = series.orderbook.get_or_insert_with(|| {
+                    [
+                        &m.best_ask_price,
+                        &m.best_bid_price,
+                        &m.total_ask_size,
+                        &m.total_bid_size,
+                    ]
+                    .map(|vec| vec.with_label_values(&[key]))
+                });
+                if let Some(best) = o.best() {
+                    ask.set(best.ask_price);
+                    bid.set(best.bid_price);
+                }
+                total_ask.set(o.total_ask_size);
+                total_bid.set(o.total_bid_size);
+                o.code = code;
+                series.latest.orderbook = Some((o, received_at));
+            }
+            Message::Candle(mut c) => {
+                series
+                    .candles
+                    .entry(data_type)
+                    .or_insert_with(|| {
+                        m.candle_close_price
+                            .with_label_values(&[data_type.as_str(), key])
+                    })
+                    .set(c.trade_price);
+                c.code = code;
+                series.latest.candle = Some((c, received_at));
+            }
+            _ => {}
+        }
+        true
+    }
+
+    /// The latest data of one code, if subscribed.
+    pub fn latest(&self, code: &str) -> Option<&LatestMarket> {
+        self.codes.get(code).map(|series| &series.latest)
+    }
+}
+
+fn price_gauge<'a>(series: &'a mut CodeSeries, m: &Metrics, code: &str) -> &'a Gauge {
+    series
+        .trade_price
+        .get_or_insert_with(|| m.trade_price.with_label_values(&[code]))
+}
+
+fn set_some(gauge: &Gauge, value: Option<f64>) {
+    if let Some(v) = value {
+        gauge.set(v);
+    }
+}
+
+fn update_market_state(series: &mut CodeSeries, m: &Metrics, code: &str, state: &str) {
+    if series
+        .market_state
+        .as_ref()
+        .is_some_and(|(s, _)| s == state)
+    {
+        return;
+    }
+    // Bounded: Upbit's documented states, anything else reported as OTHER.
+    let label = match state {
+        "PREVIEW" | "ACTIVE" | "DELISTED" => state,
+        _ => "OTHER",
+    };
+    if let Some((old, _)) = series.market_state.take() {
+        let _ = m.market_state.remove_label_values(&[code, &old]);
+    }
+    let gauge = m.market_state.with_label_values(&[code, label]);
+    gauge.set(1);
+    series.market_state = Some((label.to_owned(), gauge));
+}
+
+/// `KRW-BTC.15` (an orderbook depth suffix) → `KRW-BTC`.
+fn strip_depth(code: &str) -> &str {
+    code.split_once('.').map_or(code, |(c, _)| c)
+}
+
+impl Actor for MetricsActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(self.mailbox_capacity);
+    }
+}
+
+impl Handler<FrameDecoded> for MetricsActor {
+    type Result = ();
+
+    fn handle(&mut self, frame: FrameDecoded, _: &mut Self::Context) {
+        let received_unix = unix_seconds(frame.received_at);
+        if let Some(first) = frame.messages.first() {
+            let data_type = match first {
+                Message::Ticker(_) => Some(DataType::Ticker),
+                Message::Trade(_) => Some(DataType::Trade),
+                Message::Orderbook(_) => Some(DataType::Orderbook),
+                Message::Candle(c) => Some(DataType::Candle(c.interval)),
+                _ => None,
+            };
+            if let Some(histogram) = data_type.and_then(|t| self.sizes.get(&t)) {
+                histogram.observe(frame.frame_bytes as f64);
+            }
+        }
+        let mut unsubscribed = 0;
+        for message in frame.messages {
+            if !self.record(message, frame.received_at, received_unix) {
+                unsubscribed += 1;
+            }
+        }
+        if unsubscribed > 0 {
+            // Messages for pairs no longer (or not yet) subscribed: expected briefly around a
+            // subscription change; counted, never turned into new series.
+            let log = self.drop_log.allow();
+            MessagesDropped {
+                stage: "metrics",
+                reason: "unsubscribed",
+                count: unsubscribed,
+                log,
+            }
+            .emit(&self.metrics);
+        }
+    }
+}
+
+impl Handler<SubscriptionChanged> for MetricsActor {
+    type Result = ();
+
+    fn handle(&mut self, change: SubscriptionChanged, _: &mut Self::Context) {
+        self.apply_subscription(change.subscription);
+    }
+}

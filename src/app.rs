@@ -1,0 +1,180 @@
+//! Builds the actor system and the HTTP server from [`Settings`] and returns a handle.
+//!
+//! ```text
+//!   Upbit ──ws──▶ ConnectionActor ──FrameReceived──▶ DecoderActor ──FrameDecoded──▶ MetricsActor
+//!   (supervised,      │  ▲ UpdateSubscription/Reconnect/Shutdown       (own arbiter thread)
+//!    main arbiter)    ▼  │                                                     │
+//!                  StatusBoard ◀── HTTP: /readyz /api/v1 ──▶ Registry ◀────────┘  /metrics
+//! ```
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix::{Actor, Addr, Arbiter, Supervisor};
+use actix_web::dev::ServerHandle;
+use actix_web::{web, HttpServer};
+use actix_web_prom::PrometheusMetricsBuilder;
+use prometheus::Registry;
+
+use crate::actors::connection::{ConnectionActor, ConnectionConfig, ConnectionPeers};
+use crate::actors::decoder::DecoderActor;
+use crate::actors::metrics::MetricsActor;
+use crate::actors::pacing::RateWindow;
+use crate::http::{self, AppState};
+use crate::messages::Shutdown;
+use crate::settings::Settings;
+use crate::status::{LinkState, StatusBoard};
+use crate::telemetry::Metrics;
+
+/// How long the HTTP server may take to finish in-flight requests at shutdown.
+const HTTP_SHUTDOWN: Duration = Duration::from_secs(3);
+
+/// The service failed to start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot register metrics: {0}")]
+    Metrics(String),
+}
+
+/// A running service.
+pub struct AppHandle {
+    /// Where the HTTP server listens (useful with port 0).
+    pub http_addr: SocketAddr,
+    /// The connection's state.
+    pub status: StatusBoard,
+    /// The registry behind `/metrics`.
+    pub registry: Registry,
+    connection: Addr<ConnectionActor>,
+    server: ServerHandle,
+    pipeline: Arbiter,
+}
+
+/// Starts everything on the current actix System.
+pub async fn start(settings: Settings) -> Result<AppHandle, StartError> {
+    let listen = settings.http.listen;
+    let listener = TcpListener::bind(listen).map_err(|source| StartError::Bind {
+        addr: listen,
+        source,
+    })?;
+    let http_addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: listen,
+        source,
+    })?;
+
+    let registry = Registry::new();
+    let metrics = Metrics::register(&registry).map_err(|e| StartError::Metrics(e.to_string()))?;
+    let status = StatusBoard::new();
+    let subscription = settings.upbit.subscription();
+    let capacity = settings.pipeline.queue_capacity;
+
+    // Decoding and metric updates get their own thread, so the socket reader never waits on them.
+    let pipeline = Arbiter::new();
+    let metrics_actor = {
+        let (metrics, subscription) = (metrics.clone(), subscription.clone());
+        MetricsActor::start_in_arbiter(&pipeline.handle(), move |_| {
+            MetricsActor::new(metrics, subscription, capacity)
+        })
+    };
+    let decoder = {
+        let (metrics, status, sink) = (
+            metrics.clone(),
+            status.clone(),
+            metrics_actor.clone().recipient(),
+        );
+        let max_frame_bytes = settings.pipeline.max_frame_bytes;
+        DecoderActor::start_in_arbiter(&pipeline.handle(), move |_| {
+            DecoderActor::new(metrics, status, sink, max_frame_bytes, capacity)
+        })
+    };
+    let peers = ConnectionPeers {
+        decoder: decoder.recipient(),
+        metrics_actor: metrics_actor.clone().recipient(),
+        metrics: metrics.clone(),
+        status: status.clone(),
+        attempt_budget: Arc::new(Mutex::new(RateWindow::upbit_connections())),
+    };
+    let config = ConnectionConfig::from_settings(&settings);
+    let connection = Supervisor::start(move |_| ConnectionActor::new(config, peers, subscription));
+
+    let prometheus = PrometheusMetricsBuilder::new("upbit")
+        .registry(registry.clone())
+        .endpoint("/metrics")
+        .exclude("/healthz")
+        .exclude("/readyz")
+        .mask_unmatched_patterns("UNKNOWN")
+        .build()
+        .map_err(|e| StartError::Metrics(e.to_string()))?;
+    let state = AppState {
+        status: status.clone(),
+        freshness: settings.connection.idle_timeout,
+        connection: connection.clone(),
+        metrics_actor,
+    };
+    let workers = match settings.http.workers {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let server = HttpServer::new(move || {
+        actix_web::App::new()
+            .wrap(prometheus.clone())
+            .app_data(web::Data::new(state.clone()))
+            .configure(http::configure)
+            .default_service(web::to(http::error::not_found))
+    })
+    .workers(workers)
+    .disable_signals()
+    .shutdown_timeout(HTTP_SHUTDOWN.as_secs())
+    .listen(listener)
+    .map_err(|source| StartError::Bind {
+        addr: listen,
+        source,
+    })?
+    .run();
+    let handle = server.handle();
+    actix_rt::spawn(server);
+    log::info!(
+        "started version={} http={http_addr} upbit={} pairs={}",
+        env!("CARGO_PKG_VERSION"),
+        settings.upbit.url,
+        settings.upbit.subscription().len()
+    );
+    Ok(AppHandle {
+        http_addr,
+        status,
+        registry,
+        connection,
+        server: handle,
+        pipeline,
+    })
+}
+
+impl AppHandle {
+    /// Base URL of the HTTP server.
+    pub fn http_url(&self) -> String {
+        format!("http://{}", self.http_addr)
+    }
+
+    /// The connection actor, for control messages.
+    pub fn connection(&self) -> &Addr<ConnectionActor> {
+        &self.connection
+    }
+
+    /// Closes the Upbit link with 1000, stops the HTTP server and the pipeline thread.
+    pub async fn shutdown(self) {
+        log::info!("shutting down");
+        let _ = self.connection.send(Shutdown).await;
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while self.status.snapshot().state != LinkState::Stopped && Instant::now() < deadline {
+            actix_rt::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.server.stop(true).await;
+        self.pipeline.stop();
+        log::info!("stopped");
+    }
+}

@@ -1,0 +1,166 @@
+//! The connection's observable state, shared between the connection actor (writer) and the
+//! HTTP handlers (readers): what `/readyz` and `/api/v1/status` report.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::Serialize;
+
+use crate::upbit::model::ListedSubscription;
+
+/// Where the connection is in its life cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkState {
+    /// Waiting before the next attempt.
+    Backoff,
+    /// TCP, TLS and WebSocket handshake under way.
+    Connecting,
+    /// Handshake done, subscription sent.
+    Subscribed,
+    /// Connected with nothing to subscribe (empty subscription).
+    Idle,
+    /// Shutting down; no more attempts.
+    Stopped,
+}
+
+/// A snapshot of the connection's state.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConnectionStatus {
+    pub state: LinkState,
+    /// Unix time (seconds) of the last state change.
+    pub since: f64,
+    /// The ticket of the current (or last) subscription request.
+    pub ticket: Option<String>,
+    /// Connection attempts since start.
+    pub attempts: u64,
+    /// Failed attempts or lost connections since data last flowed.
+    pub consecutive_failures: u32,
+    /// Delay before the next attempt, while in backoff.
+    pub backoff_seconds: Option<f64>,
+    /// The last connection error or disconnect reason, for humans.
+    pub last_error: Option<String>,
+    /// What Upbit answered to LIST_SUBSCRIPTIONS after the last (re)subscribe.
+    pub acknowledged: Option<Vec<ListedSubscription>>,
+}
+
+/// Shared, cheap to clone.
+#[derive(Clone)]
+pub struct StatusBoard {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    status: Mutex<ConnectionStatus>,
+    epoch: Instant,
+    /// Milliseconds since `epoch` of the last frame of any kind, 0 for never.
+    last_frame_ms: AtomicU64,
+}
+
+/// Unix time in seconds, as a float (Prometheus' and our JSON's convention).
+pub fn unix_seconds(at: SystemTime) -> f64 {
+    at.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+impl Default for StatusBoard {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl StatusBoard {
+    pub fn new() -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                status: Mutex::new(ConnectionStatus {
+                    state: LinkState::Backoff,
+                    since: unix_seconds(SystemTime::now()),
+                    ticket: None,
+                    attempts: 0,
+                    consecutive_failures: 0,
+                    backoff_seconds: None,
+                    last_error: None,
+                    acknowledged: None,
+                }),
+                epoch: Instant::now(),
+                last_frame_ms: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ConnectionStatus> {
+        // A panic while holding this lock cannot leave the plain data inconsistent.
+        self.inner
+            .status
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A copy of the current status.
+    pub fn snapshot(&self) -> ConnectionStatus {
+        self.lock().clone()
+    }
+
+    /// Applies a change and stamps `since` when the state changes.
+    pub fn update(&self, change: impl FnOnce(&mut ConnectionStatus)) {
+        let mut status = self.lock();
+        let before = status.state;
+        change(&mut status);
+        if status.state != before {
+            status.since = unix_seconds(SystemTime::now());
+        }
+    }
+
+    /// Records that a frame of any kind arrived (hot path: one atomic store).
+    pub fn frame_seen(&self) {
+        let ms = self.inner.epoch.elapsed().as_millis() as u64;
+        self.inner.last_frame_ms.store(ms.max(1), Ordering::Relaxed);
+    }
+
+    /// Time since the last frame, `None` if none arrived yet.
+    pub fn since_last_frame(&self) -> Option<Duration> {
+        match self.inner.last_frame_ms.load(Ordering::Relaxed) {
+            0 => None,
+            ms => Some(
+                self.inner
+                    .epoch
+                    .elapsed()
+                    .saturating_sub(Duration::from_millis(ms)),
+            ),
+        }
+    }
+
+    /// Why the service is not ready, or `None` when it is: connected, subscribed, and a frame
+    /// arrived within `freshness`.
+    pub fn not_ready_reason(&self, freshness: Duration) -> Option<String> {
+        let status = self.snapshot();
+        match status.state {
+            LinkState::Subscribed | LinkState::Idle => {}
+            state => {
+                let detail = status
+                    .last_error
+                    .map(|e| format!(" (last error: {e})"))
+                    .unwrap_or_default();
+                return Some(format!(
+                    "not connected: {}{detail}",
+                    serde_json::to_value(state).ok()?.as_str()?
+                ));
+            }
+        }
+        if status.state == LinkState::Idle {
+            return None;
+        }
+        match self.since_last_frame() {
+            Some(age) if age <= freshness => None,
+            Some(age) => Some(format!(
+                "no frame for {:.1}s (limit {:?})",
+                age.as_secs_f64(),
+                freshness
+            )),
+            None => Some("subscribed but no frame received yet".into()),
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! Operational events: each one writes its log line and bumps its metric in one place, so the
+//! two never drift apart. Log fields are `key=value`; nothing here logs a secret or a whole
+//! payload.
+
+use std::time::Duration;
+
+use log::{debug, error, info, warn};
+
+use super::metrics::Metrics;
+use crate::upbit::decode::{preview, truncate};
+use crate::upbit::DecodeError;
+
+/// Why a connection ended (`upbit_disconnections_total{reason}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DisconnectReason {
+    /// Upbit sent a close frame.
+    ClosedByServer,
+    /// No frame within `idle_timeout`.
+    IdleTimeout,
+    /// A protocol or I/O error, or the stream ended without a close frame.
+    Error,
+    /// An operator asked for it (`POST /api/v1/reconnect`).
+    Control,
+    /// The service is stopping.
+    Shutdown,
+}
+
+impl DisconnectReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClosedByServer => "closed_by_server",
+            Self::IdleTimeout => "idle_timeout",
+            Self::Error => "error",
+            Self::Control => "control",
+            Self::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// Why a connection attempt failed (`upbit_connect_failures_total{reason}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectFailure {
+    Refused,
+    Timeout,
+    Tls,
+    Http429,
+    Http418,
+    Other,
+}
+
+impl ConnectFailure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Refused => "refused",
+            Self::Timeout => "timeout",
+            Self::Tls => "tls",
+            Self::Http429 => "http_429",
+            Self::Http418 => "http_418",
+            Self::Other => "other",
+        }
+    }
+}
+
+/// A connection attempt starts.
+pub struct ConnectAttempted<'a> {
+    pub url: &'a str,
+    pub attempt: u64,
+}
+
+impl ConnectAttempted<'_> {
+    pub fn emit(&self, m: &Metrics) {
+        debug!("connecting url={} attempt={}", self.url, self.attempt);
+        m.connection_attempts.inc();
+    }
+}
+
+/// The WebSocket handshake completed.
+pub struct Connected<'a> {
+    pub url: &'a str,
+    pub attempt: u64,
+}
+
+impl Connected<'_> {
+    pub fn emit(&self, m: &Metrics) {
+        info!("connected url={} attempt={}", self.url, self.attempt);
+        m.connections.inc();
+        m.reconnect_backoff.set(0.0);
+    }
+}
+
+/// The subscription request went out.
+pub struct Subscribed<'a> {
+    pub ticket: &'a str,
+    pub pairs: usize,
+    pub codes: usize,
+    pub types: &'a str,
+    pub format: &'a str,
+}
+
+impl Subscribed<'_> {
+    pub fn emit(&self, m: &Metrics) {
+        info!(
+            "subscribed ticket={} types={} codes={} pairs={} format={}",
+            self.ticket, self.types, self.codes, self.pairs, self.format
+        );
+        m.subscription_requests.inc();
+        m.connected.set(1);
+    }
+}
+
+/// A connection attempt failed before the handshake completed.
+pub struct ConnectFailed<'a> {
+    pub reason: ConnectFailure,
+    pub error: &'a str,
+    pub retry_in: Duration,
+}
+
+impl ConnectFailed<'_> {
+    pub fn emit(&self, m: &Metrics) {
+        let delay_ms = self.retry_in.as_millis();
+        match self.reason {
+            ConnectFailure::Http418 => error!(
+                "connect failed: banned by Upbit (HTTP 418) reason={} delay_ms={delay_ms}: too many connection attempts from this IP",
+                self.reason.as_str()
+            ),
+            _ => warn!("connect failed reason={} delay_ms={delay_ms}: {}", self.reason.as_str(), self.error),
+        }
+        m.connect_failures
+            .with_label_values(&[self.reason.as_str()])
+            .inc();
+        m.connected.set(0);
+        m.reconnect_backoff.set(self.retry_in.as_secs_f64());
+    }
+}
+
+/// An established connection ended.
+pub struct Disconnected<'a> {
+    pub reason: DisconnectReason,
+    pub detail: &'a str,
+    pub retry_in: Option<Duration>,
+}
+
+impl Disconnected<'_> {
+    pub fn emit(&self, m: &Metrics) {
+        let delay = self
+            .retry_in
+            .map(|d| format!(" delay_ms={}", d.as_millis()))
+            .unwrap_or_default();
+        match self.reason {
+            DisconnectReason::Shutdown | DisconnectReason::Control => {
+                info!(
+                    "disconnected reason={}{delay}: {}",
+                    self.reason.as_str(),
+                    self.detail
+                )
+            }
+            _ => warn!(
+                "disconnected reason={}{delay}: {}",
+                self.reason.as_str(),
+                self.detail
+            ),
+        }
+        m.disconnections
+            .with_label_values(&[self.reason.as_str()])
+            .inc();
+        m.connected.set(0);
+        if let Some(d) = self.retry_in {
+            m.reconnect_backoff.set(d.as_secs_f64());
+        }
+    }
+}
+
+/// A frame or list element could not be decoded; it is skipped and the stream goes on.
+pub struct DecodeFailed<'a> {
+    pub error: &'a DecodeError,
+    pub payload: &'a [u8],
+    /// Whether to write the log line (callers throttle floods of bad frames).
+    pub log: bool,
+}
+
+impl DecodeFailed<'_> {
+    pub fn emit(&self, m: &Metrics) {
+        if self.log {
+            warn!(
+                "skipped undecodable frame reason={} bytes={}: {} payload={:?}",
+                self.error.code(),
+                self.payload.len(),
+                truncate(&self.error.to_string(), 200),
+                preview(self.payload, 120)
+            );
+        }
+        m.decode_errors
+            .with_label_values(&[self.error.code()])
+            .inc();
+    }
+}
+
+/// Upbit sent an error frame: almost always a configuration problem, so loud, but never a
+/// reason to reconnect in a loop.
+pub struct ServerErrorReceived<'a> {
+    pub name: &'a str,
+    pub message: Option<&'a str>,
+}
+
+impl ServerErrorReceived<'_> {
+    pub fn emit(&self, m: &Metrics) {
+        error!(
+            "Upbit rejected a request name={} message={:?}: check upbit.codes, upbit.types and upbit.format",
+            truncate(self.name, 40),
+            truncate(self.message.unwrap_or(""), 200)
+        );
+        m.server_errors
+            .with_label_values(&[Metrics::server_error_label(self.name)])
+            .inc();
+    }
+}
+
+/// The pipeline dropped data rather than block the socket reader.
+pub struct MessagesDropped {
+    pub stage: &'static str,
+    pub reason: &'static str,
+    pub count: u64,
+    pub log: bool,
+}
+
+impl MessagesDropped {
+    pub fn emit(&self, m: &Metrics) {
+        if self.log {
+            warn!(
+                "dropped messages stage={} reason={} count={}",
+                self.stage, self.reason, self.count
+            );
+        }
+        m.dropped_messages
+            .with_label_values(&[self.stage, self.reason])
+            .inc_by(self.count);
+    }
+}

@@ -1,0 +1,204 @@
+//! Every metric of the service, registered here and only here.
+//!
+//! Names follow Prometheus conventions: prefix `upbit_`, base units, `_total` on counters.
+//! Label values are bounded: codes come from the subscription, reasons are fixed codes.
+
+use prometheus::{
+    Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry,
+};
+
+use crate::upbit::DecodeError;
+
+/// Disconnection reasons (`upbit_disconnections_total{reason}`).
+pub const DISCONNECT_REASONS: [&str; 5] = [
+    "closed_by_server",
+    "idle_timeout",
+    "error",
+    "control",
+    "shutdown",
+];
+
+/// Connection failure reasons (`upbit_connect_failures_total{reason}`).
+pub const CONNECT_FAILURE_REASONS: [&str; 6] =
+    ["refused", "timeout", "tls", "http_429", "http_418", "other"];
+
+/// Pipeline drop points (`upbit_dropped_messages_total{stage,reason}`).
+pub const DROP_POINTS: [(&str, &str); 4] = [
+    ("decoder", "queue_full"),
+    ("decoder", "stopped"),
+    ("metrics", "queue_full"),
+    ("metrics", "unsubscribed"),
+];
+
+/// Upbit error names that get their own label value; anything else counts as `other`.
+pub const SERVER_ERROR_NAMES: [&str; 8] = [
+    "INVALID_AUTH",
+    "WRONG_FORMAT",
+    "NO_TICKET",
+    "NO_TYPE",
+    "NO_CODES",
+    "INVALID_PARAM",
+    "TOO_MANY_REQUESTS",
+    "other",
+];
+
+/// Frame size buckets, bytes: a SIMPLE trade is ~200 B, a 30-unit DEFAULT orderbook ~4 KiB.
+const SIZE_BUCKETS: [f64; 10] = [
+    128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0, 8192.0, 16384.0, 65536.0, 1048576.0,
+];
+
+/// Exchange-to-receive delay buckets, seconds.
+const DELAY_BUCKETS: [f64; 12] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0,
+];
+
+/// The collectors, shared by the actors (all are cheap atomic handles).
+#[derive(Clone)]
+pub struct Metrics {
+    pub connections: IntCounter,
+    pub disconnections: IntCounterVec,
+    pub connect_failures: IntCounterVec,
+    pub connection_attempts: IntCounter,
+    pub connected: IntGauge,
+    pub reconnect_backoff: Gauge,
+    pub subscription_requests: IntCounter,
+    pub subscribed_codes: IntGaugeVec,
+    pub received_messages: IntCounterVec,
+    pub received_frames: IntCounter,
+    pub received_bytes: IntCounter,
+    pub message_size: HistogramVec,
+    pub decode_errors: IntCounterVec,
+    pub server_errors: IntCounterVec,
+    pub pings_sent: IntCounter,
+    pub pongs_received: IntCounter,
+    pub last_message_timestamp: GaugeVec,
+    pub exchange_delay: HistogramVec,
+    pub trade_price: GaugeVec,
+    pub signed_change_rate: GaugeVec,
+    pub acc_trade_volume_24h: GaugeVec,
+    pub acc_trade_price_24h: GaugeVec,
+    pub market_state: IntGaugeVec,
+    pub trading_suspended: IntGaugeVec,
+    pub trades: IntCounterVec,
+    pub trade_volume: prometheus::CounterVec,
+    pub best_ask_price: GaugeVec,
+    pub best_bid_price: GaugeVec,
+    pub total_ask_size: GaugeVec,
+    pub total_bid_size: GaugeVec,
+    pub candle_close_price: GaugeVec,
+    pub dropped_messages: IntCounterVec,
+    pub build_info: IntGaugeVec,
+}
+
+fn opts(name: &str, help: &str) -> Opts {
+    Opts::new(name, help)
+}
+
+impl Metrics {
+    /// Creates every collector, registers it, and creates the label-less and fixed-label series
+    /// at zero so `rate()` and alerts work before the first event.
+    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
+        let m = Self {
+            connections: IntCounter::with_opts(opts("upbit_connections_total", "Successful WebSocket handshakes with Upbit."))?,
+            disconnections: IntCounterVec::new(opts("upbit_disconnections_total", "Connections lost or closed, by reason."), &["reason"])?,
+            connect_failures: IntCounterVec::new(opts("upbit_connect_failures_total", "Connection attempts that failed before the handshake completed, by reason."), &["reason"])?,
+            connection_attempts: IntCounter::with_opts(opts("upbit_connection_attempts_total", "Connection attempts started."))?,
+            connected: IntGauge::with_opts(opts("upbit_connected", "1 while connected and subscribed, else 0."))?,
+            reconnect_backoff: Gauge::with_opts(opts("upbit_reconnect_backoff_seconds", "Delay before the current or next reconnect attempt; 0 when connected."))?,
+            subscription_requests: IntCounter::with_opts(opts("upbit_subscription_requests_total", "Subscription and LIST_SUBSCRIPTIONS messages sent to Upbit."))?,
+            subscribed_codes: IntGaugeVec::new(opts("upbit_subscribed_codes", "Codes in the desired subscription, by type."), &["type"])?,
+            received_messages: IntCounterVec::new(opts("upbit_received_messages_total", "Decoded market messages, by type and code."), &["type", "code"])?,
+            received_frames: IntCounter::with_opts(opts("upbit_received_frames_total", "WebSocket data frames received (binary and text)."))?,
+            received_bytes: IntCounter::with_opts(opts("upbit_received_bytes_total", "Payload bytes of the data frames received."))?,
+            message_size: HistogramVec::new(HistogramOpts::new("upbit_received_message_size_bytes", "Size of data frames, by the type of their (first) message.").buckets(SIZE_BUCKETS.to_vec()), &["type"])?,
+            decode_errors: IntCounterVec::new(opts("upbit_decode_errors_total", "Frames or list elements that could not be decoded, by reason."), &["reason"])?,
+            server_errors: IntCounterVec::new(opts("upbit_server_errors_total", "Error frames sent by Upbit, by error name."), &["name"])?,
+            pings_sent: IntCounter::with_opts(opts("upbit_pings_sent_total", "WebSocket pings sent."))?,
+            pongs_received: IntCounter::with_opts(opts("upbit_pongs_received_total", "WebSocket pongs received."))?,
+            last_message_timestamp: GaugeVec::new(opts("upbit_last_message_timestamp_seconds", "Unix time at which the last message of this type and code was received."), &["type", "code"])?,
+            exchange_delay: HistogramVec::new(HistogramOpts::new("upbit_exchange_delay_seconds", "Receive time minus the message's exchange timestamp.").buckets(DELAY_BUCKETS.to_vec()), &["type"])?,
+            trade_price: GaugeVec::new(opts("upbit_trade_price", "Last traded price (from tickers and trades)."), &["code"])?,
+            signed_change_rate: GaugeVec::new(opts("upbit_signed_change_rate", "Change against the previous close, as a signed ratio (ticker)."), &["code"])?,
+            acc_trade_volume_24h: GaugeVec::new(opts("upbit_acc_trade_volume_24h", "Traded volume over the last 24 h (ticker)."), &["code"])?,
+            acc_trade_price_24h: GaugeVec::new(opts("upbit_acc_trade_price_24h", "Traded value over the last 24 h, in the quote currency (ticker)."), &["code"])?,
+            market_state: IntGaugeVec::new(opts("upbit_market_state", "1 for the market's current state (PREVIEW, ACTIVE, DELISTED), from the ticker."), &["code", "state"])?,
+            trading_suspended: IntGaugeVec::new(opts("upbit_trading_suspended", "1 while trading is suspended, from the ticker."), &["code"])?,
+            trades: IntCounterVec::new(opts("upbit_trades_total", "Trades received, by code and aggressor side."), &["code", "side"])?,
+            trade_volume: prometheus::CounterVec::new(opts("upbit_trade_volume_total", "Volume traded, by code and aggressor side."), &["code", "side"])?,
+            best_ask_price: GaugeVec::new(opts("upbit_orderbook_best_ask_price", "Lowest ask of the last orderbook."), &["code"])?,
+            best_bid_price: GaugeVec::new(opts("upbit_orderbook_best_bid_price", "Highest bid of the last orderbook."), &["code"])?,
+            total_ask_size: GaugeVec::new(opts("upbit_orderbook_total_ask_size", "Sum of ask sizes of the last orderbook."), &["code"])?,
+            total_bid_size: GaugeVec::new(opts("upbit_orderbook_total_bid_size", "Sum of bid sizes of the last orderbook."), &["code"])?,
+            candle_close_price: GaugeVec::new(opts("upbit_candle_close_price", "Close (last trade) price of the latest candle, by candle type and code."), &["type", "code"])?,
+            dropped_messages: IntCounterVec::new(opts("upbit_dropped_messages_total", "Frames or messages the pipeline dropped, by stage and reason."), &["stage", "reason"])?,
+            build_info: IntGaugeVec::new(opts("upbit_build_info", "Always 1; the version label tells what runs."), &["version"])?,
+        };
+        m.register_all(registry)?;
+        for reason in DISCONNECT_REASONS {
+            m.disconnections.with_label_values(&[reason]);
+        }
+        for reason in CONNECT_FAILURE_REASONS {
+            m.connect_failures.with_label_values(&[reason]);
+        }
+        for reason in DecodeError::CODES {
+            m.decode_errors.with_label_values(&[reason]);
+        }
+        for name in SERVER_ERROR_NAMES {
+            m.server_errors.with_label_values(&[name]);
+        }
+        for (stage, reason) in DROP_POINTS {
+            m.dropped_messages.with_label_values(&[stage, reason]);
+        }
+        m.build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        Ok(m)
+    }
+
+    fn register_all(&self, r: &Registry) -> prometheus::Result<()> {
+        r.register(Box::new(self.connections.clone()))?;
+        r.register(Box::new(self.disconnections.clone()))?;
+        r.register(Box::new(self.connect_failures.clone()))?;
+        r.register(Box::new(self.connection_attempts.clone()))?;
+        r.register(Box::new(self.connected.clone()))?;
+        r.register(Box::new(self.reconnect_backoff.clone()))?;
+        r.register(Box::new(self.subscription_requests.clone()))?;
+        r.register(Box::new(self.subscribed_codes.clone()))?;
+        r.register(Box::new(self.received_messages.clone()))?;
+        r.register(Box::new(self.received_frames.clone()))?;
+        r.register(Box::new(self.received_bytes.clone()))?;
+        r.register(Box::new(self.message_size.clone()))?;
+        r.register(Box::new(self.decode_errors.clone()))?;
+        r.register(Box::new(self.server_errors.clone()))?;
+        r.register(Box::new(self.pings_sent.clone()))?;
+        r.register(Box::new(self.pongs_received.clone()))?;
+        r.register(Box::new(self.last_message_timestamp.clone()))?;
+        r.register(Box::new(self.exchange_delay.clone()))?;
+        r.register(Box::new(self.trade_price.clone()))?;
+        r.register(Box::new(self.signed_change_rate.clone()))?;
+        r.register(Box::new(self.acc_trade_volume_24h.clone()))?;
+        r.register(Box::new(self.acc_trade_price_24h.clone()))?;
+        r.register(Box::new(self.market_state.clone()))?;
+        r.register(Box::new(self.trading_suspended.clone()))?;
+        r.register(Box::new(self.trades.clone()))?;
+        r.register(Box::new(self.trade_volume.clone()))?;
+        r.register(Box::new(self.best_ask_price.clone()))?;
+        r.register(Box::new(self.best_bid_price.clone()))?;
+        r.register(Box::new(self.total_ask_size.clone()))?;
+        r.register(Box::new(self.total_bid_size.clone()))?;
+        r.register(Box::new(self.candle_close_price.clone()))?;
+        r.register(Box::new(self.dropped_messages.clone()))?;
+        r.register(Box::new(self.build_info.clone()))?;
+        Ok(())
+    }
+
+    /// The label for an Upbit error name: itself if known, else `other` (bounded cardinality).
+    pub fn server_error_label(name: &str) -> &'static str {
+        SERVER_ERROR_NAMES
+            .iter()
+            .find(|known| **known == name)
+            .copied()
+            .unwrap_or("other")
+    }
+}
