@@ -21,6 +21,7 @@ use crate::actors::connection::{ConnectionActor, ConnectionConfig, ConnectionPee
 use crate::actors::decoder::DecoderActor;
 use crate::actors::metrics::MetricsActor;
 use crate::actors::pacing::RateWindow;
+use crate::control::load_state;
 use crate::http::{self, AppState};
 use crate::messages::Shutdown;
 use crate::settings::Settings;
@@ -70,7 +71,7 @@ pub async fn start(settings: Settings) -> Result<AppHandle, StartError> {
     let registry = Registry::new();
     let metrics = Metrics::register(&registry).map_err(|e| StartError::Metrics(e.to_string()))?;
     let status = StatusBoard::new();
-    let subscription = settings.upbit.subscription();
+    let subscription = initial_subscription(&settings);
     let capacity = settings.pipeline.queue_capacity;
 
     // Decoding and metric updates get their own thread, so the socket reader never waits on them.
@@ -115,6 +116,18 @@ pub async fn start(settings: Settings) -> Result<AppHandle, StartError> {
         freshness: settings.connection.idle_timeout,
         connection: connection.clone(),
         metrics_actor,
+        auth: http::auth::Auth {
+            token: settings.control.token.clone(),
+            protect_reads: settings.control.protect_reads,
+        },
+        max_body_bytes: settings.control.max_body_bytes,
+        mutations: Arc::new(Mutex::new(RateWindow::new(
+            http::MUTATIONS_PER_SECOND,
+            Duration::from_secs(1),
+        ))),
+        started: Instant::now(),
+        upbit_url: settings.upbit.url.clone(),
+        format: settings.upbit.format,
     };
     let workers = match settings.http.workers {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -139,10 +152,14 @@ pub async fn start(settings: Settings) -> Result<AppHandle, StartError> {
     let handle = server.handle();
     actix_rt::spawn(server);
     log::info!(
-        "started version={} http={http_addr} upbit={} pairs={}",
+        "started version={} http={http_addr} upbit={} control={}",
         env!("CARGO_PKG_VERSION"),
         settings.upbit.url,
-        settings.upbit.subscription().len()
+        if settings.control.token.is_some() {
+            "enabled"
+        } else {
+            "read-only (no token)"
+        }
     );
     Ok(AppHandle {
         http_addr,
@@ -152,6 +169,29 @@ pub async fn start(settings: Settings) -> Result<AppHandle, StartError> {
         server: handle,
         pipeline,
     })
+}
+
+/// The configured subscription, or the one an operator set before a restart (state file).
+fn initial_subscription(settings: &Settings) -> crate::upbit::Subscription {
+    let configured = settings.upbit.subscription();
+    let Some(path) = &settings.control.state_file else {
+        return configured;
+    };
+    match load_state(path) {
+        Ok(Some(saved)) => {
+            log::info!(
+                "restored subscription from state file path={} pairs={}",
+                path.display(),
+                saved.len()
+            );
+            saved
+        }
+        Ok(None) => configured,
+        Err(problem) => {
+            log::error!("{problem}; starting with the configured subscription (the file is replaced on the next change)");
+            configured
+        }
+    }
 }
 
 impl AppHandle {

@@ -2,6 +2,7 @@
 pub mod actors;
 pub mod app;
 pub mod cli;
+pub mod control;
 pub mod duration;
 pub mod http;
 pub mod messages;

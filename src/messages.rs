@@ -46,15 +46,6 @@ pub struct SubscriptionChanged {
 
 // --- ConnectionActor ------------------------------------------------------------------------
 
-/// Replace the desired subscription; sent to Upbit on the live connection (rate limited and
-/// coalesced) and used for every later reconnect.
-#[derive(Message, Debug)]
-#[rtype(result = "()")]
-pub struct UpdateSubscription {
-    /// The complete new subscription.
-    pub subscription: Subscription,
-}
-
 /// Drop the current connection (reason `control`); the supervisor reconnects at once.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
@@ -64,3 +55,47 @@ pub struct Reconnect;
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub struct Shutdown;
+
+/// Apply a validated change to the desired subscription (PUT/PATCH); answers the result.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<SubscriptionView, crate::control::ChangeError>")]
+pub struct ChangeSubscription {
+    /// What to change.
+    pub change: crate::control::SubscriptionChange,
+    /// Refuse with a conflict unless the current revision is this one.
+    pub expected_revision: Option<u64>,
+}
+
+/// Read the desired subscription.
+#[derive(Message, Debug)]
+#[rtype(result = "SubscriptionView")]
+pub struct GetSubscription;
+
+/// The desired subscription and its revision (bumped by every accepted change).
+#[derive(Debug, Clone)]
+pub struct SubscriptionView {
+    /// The subscription.
+    pub subscription: Subscription,
+    /// Starts at 0; +1 per accepted change.
+    pub revision: u64,
+}
+
+// --- MetricsActor queries (data API) ----------------------------------------------------------
+
+/// The latest data of every subscribed code.
+#[derive(Message, Debug)]
+#[rtype(result = "Vec<(String, crate::actors::metrics::LatestMarket)>")]
+pub struct GetMarkets;
+
+/// The latest data of one code; `None` when it is not subscribed.
+#[derive(Message, Debug)]
+#[rtype(result = "Option<crate::actors::metrics::LatestMarket>")]
+pub struct GetMarket {
+    /// A validated market code.
+    pub code: String,
+}
+
+/// Unix time of the last message received, per data type.
+#[derive(Message, Debug)]
+#[rtype(result = "std::collections::BTreeMap<String, f64>")]
+pub struct GetLastMessageTimes;

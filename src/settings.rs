@@ -2,12 +2,13 @@
 //! variables `UPBIT_EXPORTER__SECTION__KEY`. [`Settings::load`] reports every problem at once.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use config::{Config, Environment, File, FileFormat};
 use serde::Deserialize;
 
+use crate::control::Secret;
 use crate::duration::parse_duration;
 use crate::upbit::types::code_problem;
 use crate::upbit::{DataType, Format, Subscription};
@@ -28,6 +29,18 @@ pub struct Settings {
     pub connection: ConnectionSettings,
     pub pipeline: PipelineSettings,
     pub http: HttpSettings,
+    pub control: ControlSettings,
+}
+
+/// `[control]`: who may change what, and limits on what they send.
+#[derive(Debug, Clone)]
+pub struct ControlSettings {
+    /// The bearer token, from `token` or `token_file`; `None` disables mutating routes.
+    pub token: Option<Secret>,
+    pub protect_reads: bool,
+    pub max_codes: usize,
+    pub max_body_bytes: usize,
+    pub state_file: Option<PathBuf>,
 }
 
 /// `[upbit]`: what to receive, from where.
@@ -101,6 +114,18 @@ struct Raw {
     connection: RawConnection,
     pipeline: RawPipeline,
     http: RawHttp,
+    control: RawControl,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawControl {
+    token_file: String,
+    token: String,
+    protect_reads: bool,
+    max_codes: i64,
+    max_body_bytes: i64,
+    state_file: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -269,6 +294,14 @@ impl Raw {
             listen,
             workers: self.http.workers.clamp(0, 64) as usize,
         };
+        let control = validate_control(self.control, &mut problems);
+        if upbit.codes.len() > control.max_codes {
+            problems.push(format!(
+                "upbit.codes: {} codes exceed control.max_codes ({})",
+                upbit.codes.len(),
+                control.max_codes
+            ));
+        }
 
         if problems.is_empty() {
             Ok(Settings {
@@ -276,6 +309,7 @@ impl Raw {
                 connection,
                 pipeline,
                 http,
+                control,
             })
         } else {
             Err(SettingsError { problems })
@@ -317,6 +351,49 @@ fn check_connection(c: &ConnectionSettings, problems: &mut Vec<String>) {
     }
     if c.connect_timeout.is_zero() {
         bad(problems, "connect_timeout must be above zero".into());
+    }
+}
+
+fn validate_control(raw: RawControl, problems: &mut Vec<String>) -> ControlSettings {
+    let token = match (raw.token.trim(), raw.token_file.trim()) {
+        ("", "") => None,
+        (token, "") => Some(token.to_owned()),
+        ("", file) => match std::fs::read_to_string(file) {
+            Ok(text) if !text.trim().is_empty() => Some(text.trim().to_owned()),
+            Ok(_) => {
+                problems.push(format!("control.token_file: {file} is empty"));
+                None
+            }
+            Err(e) => {
+                problems.push(format!("control.token_file: cannot read {file}: {e}"));
+                None
+            }
+        },
+        (_, _) => {
+            problems.push("control: set either token or token_file, not both".into());
+            None
+        }
+    };
+    if token.as_ref().is_some_and(|t| t.len() < 16) {
+        problems
+            .push("control.token: use at least 16 characters (e.g. openssl rand -hex 32)".into());
+    }
+    let mut bounded = |key: &str, value: i64, range: std::ops::RangeInclusive<i64>| {
+        if range.contains(&value) {
+            value as usize
+        } else {
+            problems.push(format!("control.{key}: {value} is out of range {range:?}"));
+            *range.start() as usize
+        }
+    };
+    ControlSettings {
+        token: token.map(Secret::new),
+        protect_reads: raw.protect_reads,
+        max_codes: bounded("max_codes", raw.max_codes, 1..=10_000),
+        max_body_bytes: bounded("max_body_bytes", raw.max_body_bytes, 1024..=16 << 20),
+        state_file: Some(raw.state_file.trim())
+            .filter(|f| !f.is_empty())
+            .map(PathBuf::from),
     }
 }
 
@@ -426,6 +503,36 @@ mod tests {
             assert!(text.contains(needle), "{needle} missing from:\n{text}");
         }
         assert_eq!(err.problems.len(), 7, "{text}");
+    }
+
+    #[test]
+    fn control_token_from_env_or_file_never_both() {
+        let s = Settings::from_overrides([]).unwrap();
+        assert!(s.control.token.is_none());
+        assert_eq!(
+            (s.control.max_codes, s.control.max_body_bytes),
+            (500, 65536)
+        );
+        let s = Settings::from_overrides([("control.token", "0123456789abcdef0123")]).unwrap();
+        assert!(s.control.token.unwrap().matches("0123456789abcdef0123"));
+        let err = Settings::from_overrides([("control.token", "short")]).unwrap_err();
+        assert!(err.to_string().contains("16 characters"), "{err}");
+        assert!(
+            !err.to_string().contains("short"),
+            "the token never appears in errors: {err}"
+        );
+        let err = Settings::from_overrides([
+            ("control.token", "0123456789abcdef0123"),
+            ("control.token_file", "/nonexistent/token"),
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("not both"), "{err}");
+        let err =
+            Settings::from_overrides([("control.token_file", "/nonexistent/token")]).unwrap_err();
+        assert!(
+            err.to_string().contains("cannot read /nonexistent/token"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -29,8 +29,10 @@ use futures_util::stream::{SplitSink, StreamExt};
 
 use super::client::{build_client, classify, RetryAfterSlot};
 use super::pacing::{Backoff, RateWindow};
+use crate::control::{save_state, ChangeError};
 use crate::messages::{
-    FrameReceived, Reconnect, Shutdown, SubscriptionChanged, UpdateSubscription,
+    ChangeSubscription, FrameReceived, GetSubscription, Reconnect, Shutdown, SubscriptionChanged,
+    SubscriptionView,
 };
 use crate::settings::{ConnectionSettings, Settings};
 use crate::status::{LinkState, StatusBoard};
@@ -60,6 +62,10 @@ pub struct ConnectionConfig {
     pub url: String,
     pub format: Format,
     pub timing: ConnectionSettings,
+    /// Most distinct codes a subscription may hold.
+    pub max_codes: usize,
+    /// Where to persist the desired subscription, if anywhere.
+    pub state_file: Option<std::path::PathBuf>,
 }
 
 impl ConnectionConfig {
@@ -68,6 +74,8 @@ impl ConnectionConfig {
             url: settings.upbit.url.clone(),
             format: settings.upbit.format,
             timing: settings.connection.clone(),
+            max_codes: settings.control.max_codes,
+            state_file: settings.control.state_file.clone(),
         }
     }
 }
@@ -88,6 +96,7 @@ pub struct ConnectionActor {
     client: Option<awc::Client>,
     retry_after: RetryAfterSlot,
     subscription: Subscription,
+    revision: u64,
     backoff: Backoff,
     attempts: u64,
     /// Delay before the next attempt, decided when the last one failed or ended.
@@ -140,6 +149,7 @@ impl ConnectionActor {
             client: None,
             retry_after: Rc::new(Cell::new(None)),
             subscription,
+            revision: 0,
             backoff,
             attempts: 0,
             next_delay: Duration::ZERO,
@@ -538,17 +548,60 @@ impl StreamHandler<Result<Frame, WsProtocolError>> for ConnectionActor {
     }
 }
 
-impl Handler<UpdateSubscription> for ConnectionActor {
-    type Result = ();
+impl Handler<ChangeSubscription> for ConnectionActor {
+    type Result = Result<SubscriptionView, ChangeError>;
 
-    fn handle(&mut self, update: UpdateSubscription, ctx: &mut Self::Context) {
-        self.subscription = update.subscription;
-        let change = SubscriptionChanged {
+    /// Validates against the current state, persists, then applies: all or nothing.
+    fn handle(&mut self, request: ChangeSubscription, ctx: &mut Self::Context) -> Self::Result {
+        if let Some(expected) = request.expected_revision {
+            if expected != self.revision {
+                return Err(ChangeError::Conflict {
+                    expected,
+                    current: self.revision,
+                });
+            }
+        }
+        let next = request.change.apply(&self.subscription);
+        let count = next.codes().len();
+        if count > self.config.max_codes {
+            return Err(ChangeError::TooManyCodes {
+                count,
+                max: self.config.max_codes,
+            });
+        }
+        if next != self.subscription {
+            if let Some(path) = &self.config.state_file {
+                save_state(path, &next).map_err(ChangeError::Persist)?;
+            }
+            log::info!(
+                "subscription changed revision={} pairs={} codes={count}",
+                self.revision + 1,
+                next.len()
+            );
+            self.subscription = next;
+            self.revision += 1;
+            let change = SubscriptionChanged {
+                subscription: self.subscription.clone(),
+            };
+            // Control path, rare: do_send ignores the mailbox bound so the change is never lost.
+            self.peers.metrics_actor.do_send(change);
+            self.schedule_flush(ctx);
+        }
+        Ok(SubscriptionView {
             subscription: self.subscription.clone(),
-        };
-        // Control path, rare: do_send ignores the mailbox bound so the change is never lost.
-        self.peers.metrics_actor.do_send(change);
-        self.schedule_flush(ctx);
+            revision: self.revision,
+        })
+    }
+}
+
+impl Handler<GetSubscription> for ConnectionActor {
+    type Result = actix::MessageResult<GetSubscription>;
+
+    fn handle(&mut self, _: GetSubscription, _: &mut Self::Context) -> Self::Result {
+        actix::MessageResult(SubscriptionView {
+            subscription: self.subscription.clone(),
+            revision: self.revision,
+        })
     }
 }
 

@@ -11,7 +11,9 @@ use std::time::SystemTime;
 use actix::{Actor, Context, Handler};
 use prometheus::{Counter, Gauge, Histogram, IntCounter, IntGauge};
 
-use crate::messages::{FrameDecoded, SubscriptionChanged};
+use crate::messages::{
+    FrameDecoded, GetLastMessageTimes, GetMarket, GetMarkets, SubscriptionChanged,
+};
 use crate::status::unix_seconds;
 use crate::telemetry::events::MessagesDropped;
 use crate::telemetry::{LogThrottle, Metrics};
@@ -382,5 +384,45 @@ impl Handler<SubscriptionChanged> for MetricsActor {
 
     fn handle(&mut self, change: SubscriptionChanged, _: &mut Self::Context) {
         self.apply_subscription(change.subscription);
+    }
+}
+
+impl Handler<GetMarkets> for MetricsActor {
+    type Result = actix::MessageResult<GetMarkets>;
+
+    fn handle(&mut self, _: GetMarkets, _: &mut Self::Context) -> Self::Result {
+        let mut markets: Vec<(String, LatestMarket)> = self
+            .codes
+            .iter()
+            .map(|(code, series)| (code.clone(), series.latest.clone()))
+            .collect();
+        markets.sort_by(|a, b| a.0.cmp(&b.0));
+        actix::MessageResult(markets)
+    }
+}
+
+impl Handler<GetMarket> for MetricsActor {
+    type Result = Option<LatestMarket>;
+
+    fn handle(&mut self, query: GetMarket, _: &mut Self::Context) -> Self::Result {
+        self.latest(&query.code).cloned()
+    }
+}
+
+impl Handler<GetLastMessageTimes> for MetricsActor {
+    type Result = actix::MessageResult<GetLastMessageTimes>;
+
+    fn handle(&mut self, _: GetLastMessageTimes, _: &mut Self::Context) -> Self::Result {
+        let mut last = std::collections::BTreeMap::new();
+        for series in self.codes.values() {
+            for (data_type, pair) in &series.pairs {
+                let at = pair.last_received.get();
+                if at > 0.0 {
+                    let entry = last.entry(data_type.as_str().to_owned()).or_insert(at);
+                    *entry = f64::max(*entry, at);
+                }
+            }
+        }
+        actix::MessageResult(last)
     }
 }

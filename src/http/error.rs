@@ -11,6 +11,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Seconds for a `Retry-After` header (429).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -19,7 +21,13 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
@@ -33,8 +41,14 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status)
-            .json(json!({ "error": { "code": self.code, "message": self.message } }))
+        let mut response = HttpResponse::build(self.status);
+        if let Some(seconds) = self.retry_after {
+            response.insert_header((actix_web::http::header::RETRY_AFTER, seconds.to_string()));
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.insert_header((actix_web::http::header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        response.json(json!({ "error": { "code": self.code, "message": self.message } }))
     }
 }
 
@@ -50,5 +64,43 @@ pub async fn not_found(request: HttpRequest) -> HttpResponse {
         "no route for {} {path}; see /api/v1/openapi.json, /metrics, /healthz, /readyz",
         request.method()
     ))
+    .error_response()
+}
+
+/// Query-string errors (`?revision=abc`) as JSON 400s.
+pub fn query_error(
+    error: actix_web::error::QueryPayloadError,
+    _: &HttpRequest,
+) -> actix_web::Error {
+    let message: String = error
+        .to_string()
+        .chars()
+        .flat_map(char::escape_default)
+        .take(300)
+        .collect();
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", message).into()
+}
+
+/// Path errors as JSON 400s.
+pub fn path_error(error: actix_web::error::PathError, _: &HttpRequest) -> actix_web::Error {
+    let message: String = error
+        .to_string()
+        .chars()
+        .flat_map(char::escape_default)
+        .take(300)
+        .collect();
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", message).into()
+}
+
+/// A known route called with the wrong method.
+pub async fn method_not_allowed(request: HttpRequest) -> HttpResponse {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!(
+            "{} is not allowed here; see /api/v1/openapi.json",
+            request.method()
+        ),
+    )
     .error_response()
 }

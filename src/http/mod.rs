@@ -1,17 +1,31 @@
 //! The HTTP surface: `/metrics` (served by the actix-web-prom middleware on the service's
-//! registry), `/healthz`, `/readyz`, and JSON errors for everything that does not match.
+//! registry), `/healthz`, `/readyz`, the control and data API under `/api/v1`, its OpenAPI
+//! document, and JSON errors for everything else.
 
+pub mod auth;
+pub mod control;
+pub mod data;
 pub mod error;
 pub mod health;
 
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use actix::Addr;
-use actix_web::web;
+use actix_web::{web, HttpResponse};
 
 use crate::actors::connection::ConnectionActor;
 use crate::actors::metrics::MetricsActor;
+use crate::actors::pacing::RateWindow;
 use crate::status::StatusBoard;
+use crate::upbit::Format;
+
+/// The OpenAPI 3 document of every route.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// Mutating API calls allowed per second (beyond: 429). Bursts far above what Upbit accepts
+/// still coalesce into few subscription messages; this only bounds abuse.
+pub const MUTATIONS_PER_SECOND: usize = 100;
 
 /// What handlers share.
 #[derive(Clone)]
@@ -21,10 +35,40 @@ pub struct AppState {
     pub freshness: Duration,
     pub connection: Addr<ConnectionActor>,
     pub metrics_actor: Addr<MetricsActor>,
+    pub auth: auth::Auth,
+    pub max_body_bytes: usize,
+    pub mutations: Arc<Mutex<RateWindow>>,
+    pub started: Instant,
+    pub upbit_url: String,
+    pub format: Format,
 }
 
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz));
+    cfg.app_data(web::QueryConfig::default().error_handler(error::query_error))
+        .app_data(web::PathConfig::default().error_handler(error::path_error))
+        .route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
+        .route("/api/v1/openapi.json", web::get().to(openapi))
+        .route("/api/v1/status", web::get().to(control::status))
+        .service(
+            web::resource("/api/v1/subscriptions")
+                .route(web::get().to(control::get_subscriptions))
+                .route(web::put().to(control::put_subscriptions))
+                .route(web::patch().to(control::patch_subscriptions))
+                .default_service(web::to(error::method_not_allowed)),
+        )
+        .service(
+            web::resource("/api/v1/reconnect")
+                .route(web::post().to(control::reconnect))
+                .default_service(web::to(error::method_not_allowed)),
+        )
+        .route("/api/v1/markets", web::get().to(data::markets))
+        .route("/api/v1/markets/{code}", web::get().to(data::market));
+}
+
+async fn openapi() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(OPENAPI)
 }

@@ -64,7 +64,7 @@ impl Message {
 ///  "acc_trade_price_24h":228827082483.70729000,"market_state":"ACTIVE",
 ///  "timestamp":1676965262177,"stream_type":"REALTIME", ...}
 /// ```
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct Ticker {
     #[serde(alias = "cd")]
     pub code: String,
@@ -145,7 +145,7 @@ pub struct Ticker {
 ///  "trade_volume":0.00014208,"ask_bid":"BID","sequential_id":17303368620470000,
 ///  "best_ask_price":100473000,"stream_type":"SNAPSHOT", ...}
 /// ```
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct Trade {
     #[serde(alias = "cd")]
     pub code: String,
@@ -187,7 +187,7 @@ pub struct Trade {
 }
 
 /// One price level of an orderbook: an ask and a bid side by side, best first.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
 pub struct OrderbookUnit {
     #[serde(alias = "ap")]
     pub ask_price: f64,
@@ -206,7 +206,7 @@ pub struct OrderbookUnit {
 ///  "tbs":14407925.20098682,"obu":[{"ap":127.0,"bp":126.0,"as":280460.37,"bs":688682.44}, ...],
 ///  "st":"REALTIME"}
 /// ```
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct Orderbook {
     #[serde(alias = "cd")]
     pub code: String,
@@ -239,7 +239,7 @@ impl Orderbook {
 ///  "opening_price":142009000.00000000,"trade_price":142009000.00000000,
 ///  "candle_acc_trade_volume":0.00606119,"timestamp":1735792085824,"stream_type":"REALTIME", ...}
 /// ```
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct Candle {
     /// Taken from the message's `type`; set by the decoder.
     #[serde(skip, default = "default_interval")]

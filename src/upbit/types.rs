@@ -188,7 +188,7 @@ impl FromStr for Format {
 }
 
 /// Whether a message is the first state sent after subscribing or a live update (`stream_type`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum StreamType {
     Snapshot,
@@ -206,7 +206,7 @@ impl StreamType {
 }
 
 /// The aggressor side of a trade (`ask_bid`): `ASK` is a sell, `BID` a buy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Side {
     Ask,
@@ -232,7 +232,7 @@ impl Side {
 }
 
 /// Direction against the previous close (`change`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Change {
     Rise,

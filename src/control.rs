@@ -1,0 +1,284 @@
+//! Control-plane logic, free of HTTP and actors: the JSON shape of a subscription, validation
+//! that reports every bad entry, PATCH semantics, the state file, and the bearer-token check.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::upbit::types::code_problem;
+use crate::upbit::{DataType, Subscription};
+
+/// A subscription as JSON: data type → market codes, e.g. `{"ticker":["KRW-BTC"]}`.
+pub type SubscriptionDoc = BTreeMap<String, Vec<String>>;
+
+/// `PATCH /api/v1/subscriptions`: codes to add and remove, per type.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchDoc {
+    #[serde(default)]
+    pub add: SubscriptionDoc,
+    #[serde(default)]
+    pub remove: SubscriptionDoc,
+}
+
+/// A requested change, validated.
+#[derive(Debug, Clone)]
+pub enum SubscriptionChange {
+    /// Replace everything (`PUT`).
+    Replace(Subscription),
+    /// Add, then remove (`PATCH`); removing what is absent is not an error.
+    Patch {
+        add: Subscription,
+        remove: Subscription,
+    },
+}
+
+impl SubscriptionChange {
+    /// The subscription after applying this change to `current`.
+    pub fn apply(&self, current: &Subscription) -> Subscription {
+        match self {
+            Self::Replace(next) => next.clone(),
+            Self::Patch { add, remove } => {
+                let mut next = current.clone();
+                for (data_type, code) in add.pairs() {
+                    next.insert(data_type, code);
+                }
+                for (data_type, code) in remove.pairs() {
+                    next.remove(data_type, code);
+                }
+                next
+            }
+        }
+    }
+}
+
+/// Why a change was refused; each maps to one HTTP status.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChangeError {
+    /// Unknown types, malformed codes: every problem listed (422).
+    #[error("invalid subscription: {}", .0.join("; "))]
+    Invalid(Vec<String>),
+    /// More distinct codes than `control.max_codes` (422).
+    #[error("subscription would hold {count} distinct codes; control.max_codes allows {max}")]
+    TooManyCodes { count: usize, max: usize },
+    /// The caller's `revision` is not the current one (409).
+    #[error("revision {expected} is stale; the current revision is {current}: GET the subscription and retry")]
+    Conflict { expected: u64, current: u64 },
+    /// The state file could not be written; nothing was changed (500).
+    #[error("could not persist the subscription: {0}")]
+    Persist(String),
+}
+
+impl ChangeError {
+    /// The fixed code used in JSON errors.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Invalid(_) => "invalid_subscription",
+            Self::TooManyCodes { .. } => "too_many_codes",
+            Self::Conflict { .. } => "revision_conflict",
+            Self::Persist(_) => "persist_failed",
+        }
+    }
+}
+
+/// Validates a document into a subscription, listing every problem (at most 20 shown).
+pub fn parse_doc(doc: &SubscriptionDoc) -> Result<Subscription, ChangeError> {
+    let mut problems = Vec::new();
+    let mut sub = Subscription::default();
+    for (name, codes) in doc {
+        let data_type = match name.parse::<DataType>() {
+            Ok(t) => t,
+            Err(e) => {
+                problems.push(escape(&e));
+                continue;
+            }
+        };
+        for code in codes {
+            match code_problem(code) {
+                Some(problem) => problems.push(format!("{name}: {problem}")),
+                None => {
+                    sub.insert(data_type, code);
+                }
+            }
+        }
+    }
+    if problems.is_empty() {
+        return Ok(sub);
+    }
+    let total = problems.len();
+    problems.truncate(20);
+    if total > 20 {
+        problems.push(format!("… and {} more", total - 20));
+    }
+    Err(ChangeError::Invalid(problems))
+}
+
+/// The document form of a subscription.
+pub fn to_doc(sub: &Subscription) -> SubscriptionDoc {
+    sub.entries()
+        .map(|(t, codes)| (t.as_str().to_owned(), codes.iter().cloned().collect()))
+        .collect()
+}
+
+fn escape(text: &str) -> String {
+    text.chars()
+        .flat_map(char::escape_default)
+        .take(300)
+        .collect()
+}
+
+/// The state file's content.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StateFile {
+    version: u32,
+    subscription: SubscriptionDoc,
+}
+
+/// Reads a state file; `Ok(None)` when it does not exist.
+pub fn load_state(path: &Path) -> Result<Option<Subscription>, String> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("cannot read state file {}: {e}", path.display())),
+    };
+    let state: StateFile = serde_json::from_str(&text)
+        .map_err(|e| format!("state file {} is not valid: {e}", path.display()))?;
+    parse_doc(&state.subscription)
+        .map(Some)
+        .map_err(|e| format!("state file {}: {e}", path.display()))
+}
+
+/// Writes the state file atomically: a temporary file beside it, synced, then renamed.
+pub fn save_state(path: &Path, sub: &Subscription) -> Result<(), String> {
+    use std::io::Write;
+    let state = StateFile {
+        version: 1,
+        subscription: to_doc(sub),
+    };
+    let json = serde_json::to_vec_pretty(&state).map_err(|e| e.to_string())?;
+    let tmp = path.with_extension("tmp");
+    let write = || -> std::io::Result<()> {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(&json)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    write().map_err(|e| format!("cannot write state file {}: {e}", path.display()))
+}
+
+/// A secret that never prints.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: String) -> Self {
+        Self(value)
+    }
+
+    /// Compares in time independent of where the inputs differ.
+    pub fn matches(&self, candidate: &str) -> bool {
+        constant_time_eq(self.0.as_bytes(), candidate.as_bytes())
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Equality whose running time depends only on the lengths, not on the contents.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = (a.len() ^ b.len()) as u64;
+    for i in 0..a.len().max(b.len()) {
+        let x = a.get(i).copied().unwrap_or(0);
+        let y = b.get(i).copied().unwrap_or(0xff);
+        diff |= u64::from(x ^ y);
+    }
+    diff == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(pairs: &[(&str, &[&str])]) -> SubscriptionDoc {
+        pairs
+            .iter()
+            .map(|(t, c)| (t.to_string(), c.iter().map(|s| s.to_string()).collect()))
+            .collect()
+    }
+
+    #[test]
+    fn parse_lists_every_problem() {
+        let err = parse_doc(&doc(&[
+            ("ticker", &["KRW-BTC", "krw-eth", "A\nB"]),
+            ("quotes", &["KRW-BTC"]),
+        ]))
+        .unwrap_err();
+        let ChangeError::Invalid(problems) = &err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(
+            problems.iter().any(|p| p.contains("\\n")),
+            "control characters are escaped: {problems:?}"
+        );
+        assert!(!err.to_string().contains('\n'));
+    }
+
+    #[test]
+    fn patch_adds_then_removes() {
+        let current = parse_doc(&doc(&[("ticker", &["KRW-BTC", "KRW-XRP"])])).unwrap();
+        let change = SubscriptionChange::Patch {
+            add: parse_doc(&doc(&[("trade", &["KRW-DOGE"])])).unwrap(),
+            remove: parse_doc(&doc(&[("ticker", &["KRW-XRP", "KRW-NOPE"])])).unwrap(),
+        };
+        let next = change.apply(&current);
+        assert_eq!(
+            to_doc(&next),
+            doc(&[("ticker", &["KRW-BTC"]), ("trade", &["KRW-DOGE"])])
+        );
+    }
+
+    #[test]
+    fn state_file_round_trips_atomically() {
+        let dir = std::env::temp_dir().join(format!("upbit-state-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("state.json");
+        assert_eq!(load_state(&path), Ok(None));
+        let sub = parse_doc(&doc(&[
+            ("orderbook", &["KRW-BTC"]),
+            ("ticker", &["KRW-ETH"]),
+        ]))
+        .unwrap();
+        save_state(&path, &sub).unwrap();
+        assert_eq!(load_state(&path), Ok(Some(sub)));
+        assert!(!path.with_extension("tmp").exists());
+        std::fs::write(
+            &path,
+            "{\"version\":1,\"subscription\":{\"ticker\":[\"bad\"]}}",
+        )
+        .unwrap();
+        assert!(load_state(&path).unwrap_err().contains("malformed"));
+        std::fs::write(&path, "garbage").unwrap();
+        assert!(load_state(&path).unwrap_err().contains("not valid"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn constant_time_eq_is_equality() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secret!"));
+        assert!(!constant_time_eq(b"", b"x"));
+        assert!(constant_time_eq(b"", b""));
+        assert_eq!(
+            format!("{:?}", Secret::new("hunter2".into())),
+            "Secret(***)"
+        );
+    }
+}

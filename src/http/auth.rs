@@ -1,0 +1,126 @@
+//! Bearer-token checks and the request-body reader: authentication happens before a single
+//! body byte is parsed, so unauthenticated callers learn nothing from parse errors.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest};
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+use crate::control::Secret;
+
+/// Which kind of route is asking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    Write,
+}
+
+/// The token policy.
+#[derive(Debug, Clone)]
+pub struct Auth {
+    pub token: Option<Secret>,
+    pub protect_reads: bool,
+}
+
+impl Auth {
+    /// Ok when the request may proceed; 401/403 as JSON otherwise.
+    pub fn check(&self, request: &HttpRequest, access: Access) -> Result<(), ApiError> {
+        if access == Access::Read && !self.protect_reads {
+            return Ok(());
+        }
+        let Some(token) = &self.token else {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "control_disabled",
+                "mutating routes are disabled: no control token is configured; set control.token_file \
+                 (or UPBIT_EXPORTER__CONTROL__TOKEN) and send Authorization: Bearer <token>",
+            ));
+        };
+        let presented = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            });
+        match presented {
+            None => Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "missing_token",
+                "this route needs Authorization: Bearer <token>",
+            )),
+            Some(candidate) if token.matches(candidate.trim()) => Ok(()),
+            Some(_) => Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_token",
+                "the bearer token is not valid",
+            )),
+        }
+    }
+}
+
+/// Reads a JSON body of at most `limit` bytes: 415 unless `application/json`, 413 over the
+/// limit, 400 for malformed JSON, 422 for well-formed JSON of the wrong shape.
+pub async fn read_json<T: DeserializeOwned>(
+    request: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<T, ApiError> {
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    if !essence.eq_ignore_ascii_case("application/json") {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as Content-Type: application/json",
+        ));
+    }
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body exceeds {limit} bytes"),
+        )
+    };
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_body",
+                format!("cannot read the body: {e}"),
+            )
+        })?;
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    serde_json::from_slice(&body).map_err(|e| {
+        let message: String = e
+            .to_string()
+            .chars()
+            .flat_map(char::escape_default)
+            .take(300)
+            .collect();
+        if e.is_data() {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", message)
+        } else {
+            ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", message)
+        }
+    })
+}

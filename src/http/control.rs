@@ -1,0 +1,189 @@
+//! `/api/v1/status`, `/api/v1/subscriptions` (GET, PUT, PATCH), `/api/v1/reconnect`.
+
+use std::time::Instant;
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::auth::{read_json, Access};
+use super::error::ApiError;
+use super::AppState;
+use crate::control::{
+    parse_doc, to_doc, ChangeError, PatchDoc, SubscriptionChange, SubscriptionDoc,
+};
+use crate::messages::{
+    ChangeSubscription, GetLastMessageTimes, GetSubscription, Reconnect, SubscriptionView,
+};
+use crate::status::unix_seconds;
+
+/// `?revision=N` on PUT and PATCH: apply only if the subscription is still at revision N.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevisionQuery {
+    revision: Option<u64>,
+}
+
+fn unavailable() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        "the connection actor is not running",
+    )
+}
+
+fn change_error(error: ChangeError) -> ApiError {
+    let status = match error {
+        ChangeError::Invalid(_) | ChangeError::TooManyCodes { .. } => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
+        ChangeError::Conflict { .. } => StatusCode::CONFLICT,
+        ChangeError::Persist(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    ApiError::new(status, error.code(), error.to_string())
+}
+
+fn view_json(view: &SubscriptionView) -> serde_json::Value {
+    json!({ "revision": view.revision, "subscription": to_doc(&view.subscription) })
+}
+
+/// Books a mutation against the API's own rate limit (429 beyond it).
+fn admit_mutation(state: &AppState) -> Result<(), ApiError> {
+    let now = Instant::now();
+    let mut window = state.mutations.lock().unwrap_or_else(|p| p.into_inner());
+    let at = window.earliest(now);
+    if at > now {
+        let secs = at.duration_since(now).as_secs().max(1);
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("too many changes; retry in {secs}s"),
+        )
+        .with_retry_after(secs));
+    }
+    window.reserve(now);
+    Ok(())
+}
+
+pub async fn status(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    state.auth.check(&request, Access::Read)?;
+    let view = state
+        .connection
+        .send(GetSubscription)
+        .await
+        .map_err(|_| unavailable())?;
+    let last = state
+        .metrics_actor
+        .send(GetLastMessageTimes)
+        .await
+        .map_err(|_| unavailable())?;
+    let now = unix_seconds(std::time::SystemTime::now());
+    let ages: serde_json::Map<String, serde_json::Value> = last
+        .into_iter()
+        .map(|(t, at)| (t, json!(((now - at).max(0.0) * 1000.0).round() / 1000.0)))
+        .collect();
+    let connection = state.status.snapshot();
+    Ok(HttpResponse::Ok().json(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_seconds": state.started.elapsed().as_secs_f64(),
+        "upbit_url": state.upbit_url,
+        "format": state.format.as_str(),
+        "connection": connection,
+        "subscription": {
+            "revision": view.revision,
+            "desired": to_doc(&view.subscription),
+            "acknowledged": connection.acknowledged,
+        },
+        "last_message_age_seconds": ages,
+    })))
+}
+
+pub async fn get_subscriptions(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    state.auth.check(&request, Access::Read)?;
+    let view = state
+        .connection
+        .send(GetSubscription)
+        .await
+        .map_err(|_| unavailable())?;
+    Ok(HttpResponse::Ok().json(view_json(&view)))
+}
+
+async fn apply(
+    state: &AppState,
+    change: SubscriptionChange,
+    revision: Option<u64>,
+) -> Result<HttpResponse, ApiError> {
+    admit_mutation(state)?;
+    let request = ChangeSubscription {
+        change,
+        expected_revision: revision,
+    };
+    let view = state
+        .connection
+        .send(request)
+        .await
+        .map_err(|_| unavailable())?
+        .map_err(change_error)?;
+    Ok(HttpResponse::Ok().json(view_json(&view)))
+}
+
+pub async fn put_subscriptions(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    query: web::Query<RevisionQuery>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    state.auth.check(&request, Access::Write)?;
+    let doc: SubscriptionDoc = read_json(&request, payload, state.max_body_bytes).await?;
+    let next = parse_doc(&doc).map_err(change_error)?;
+    apply(&state, SubscriptionChange::Replace(next), query.revision).await
+}
+
+pub async fn patch_subscriptions(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    query: web::Query<RevisionQuery>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    state.auth.check(&request, Access::Write)?;
+    let patch: PatchDoc = read_json(&request, payload, state.max_body_bytes).await?;
+    let add = parse_doc(&patch.add);
+    let remove = parse_doc(&patch.remove);
+    let (add, remove) = match (add, remove) {
+        (Ok(add), Ok(remove)) => (add, remove),
+        (Err(ChangeError::Invalid(mut a)), Err(ChangeError::Invalid(b))) => {
+            a.extend(b);
+            return Err(change_error(ChangeError::Invalid(a)));
+        }
+        (Err(e), _) | (_, Err(e)) => return Err(change_error(e)),
+    };
+    apply(
+        &state,
+        SubscriptionChange::Patch { add, remove },
+        query.revision,
+    )
+    .await
+}
+
+pub async fn reconnect(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    state.auth.check(&request, Access::Write)?;
+    admit_mutation(&state)?;
+    state
+        .connection
+        .send(Reconnect)
+        .await
+        .map_err(|_| unavailable())?;
+    Ok(HttpResponse::Accepted()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(json!({ "status": "reconnecting" })))
+}
