@@ -68,20 +68,12 @@ pub struct MetricsActor {
 
 impl MetricsActor {
     pub fn new(metrics: Metrics, subscription: Subscription, mailbox_capacity: usize) -> Self {
-        let sizes = DataType::ALL
-            .iter()
-            .map(|t| (*t, metrics.message_size.with_label_values(&[t.as_str()])))
-            .collect();
-        let delays = DataType::ALL
-            .iter()
-            .map(|t| (*t, metrics.exchange_delay.with_label_values(&[t.as_str()])))
-            .collect();
         let mut actor = Self {
             metrics,
             subscription: Subscription::default(),
             codes: HashMap::new(),
-            sizes,
-            delays,
+            sizes: HashMap::new(),
+            delays: HashMap::new(),
             mailbox_capacity,
             drop_log: LogThrottle::new(std::time::Duration::from_secs(10)),
         };
@@ -111,6 +103,17 @@ impl MetricsActor {
                     .last_message_timestamp
                     .with_label_values(&[data_type.as_str(), code]),
             });
+        }
+        // Histograms per type exist from the first subscription of the type on, and stay: their
+        // history is worth keeping and there are at most 12 types.
+        for (data_type, _) in next.entries() {
+            let label = [data_type.as_str()];
+            self.sizes
+                .entry(data_type)
+                .or_insert_with(|| m.message_size.with_label_values(&label));
+            self.delays
+                .entry(data_type)
+                .or_insert_with(|| m.exchange_delay.with_label_values(&label));
         }
         for data_type in DataType::ALL {
             let count = next
