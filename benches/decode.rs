@@ -1,0 +1,161 @@
+//! Decode cost per message and throughput, for each message kind in DEFAULT and SIMPLE, beside
+//! the floor: plain serde deserialisation of the same bytes into a minimal struct.
+//!
+//! `cargo bench --bench decode` prints time per frame and MB/s (criterion's `thrpt`).
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use serde_json::{Map, Value};
+use std::hint::black_box;
+use upbit_exporter::upbit::decode_frame_with;
+
+const TICKER: &str = include_str!("../tests/fixtures/upbit/ticker_default_1.json");
+const TRADE: &str = include_str!("../tests/fixtures/upbit/trade_default_1.json");
+const ORDERBOOK: &str = include_str!("../tests/fixtures/upbit/orderbook_default_1.json");
+const CANDLE: &str = include_str!("../tests/fixtures/upbit/candle_default_1.json");
+
+/// DEFAULT → SIMPLE key table (PROTOCOL.md "Fields").
+const SIMPLE_KEYS: &[(&str, &str)] = &[
+    ("type", "ty"),
+    ("code", "cd"),
+    ("opening_price", "op"),
+    ("high_price", "hp"),
+    ("low_price", "lp"),
+    ("trade_price", "tp"),
+    ("prev_closing_price", "pcp"),
+    ("change", "c"),
+    ("change_price", "cp"),
+    ("signed_change_price", "scp"),
+    ("change_rate", "cr"),
+    ("signed_change_rate", "scr"),
+    ("trade_volume", "tv"),
+    ("acc_trade_volume", "atv"),
+    ("acc_trade_volume_24h", "atv24h"),
+    ("acc_trade_price", "atp"),
+    ("acc_trade_price_24h", "atp24h"),
+    ("trade_time", "ttm"),
+    ("trade_timestamp", "ttms"),
+    ("ask_bid", "ab"),
+    ("acc_ask_volume", "aav"),
+    ("acc_bid_volume", "abv"),
+    ("highest_52_week_price", "h52wp"),
+    ("highest_52_week_date", "h52wdt"),
+    ("lowest_52_week_price", "l52wp"),
+    ("lowest_52_week_date", "l52wdt"),
+    ("market_state", "ms"),
+    ("is_trading_suspended", "its"),
+    ("delisting_date", "dd"),
+    ("market_warning", "mw"),
+    ("timestamp", "tms"),
+    ("stream_type", "st"),
+    ("sequential_id", "sid"),
+    ("best_ask_price", "bap"),
+    ("best_ask_size", "bas"),
+    ("best_bid_price", "bbp"),
+    ("best_bid_size", "bbs"),
+    ("total_ask_size", "tas"),
+    ("total_bid_size", "tbs"),
+    ("orderbook_units", "obu"),
+    ("ask_price", "ap"),
+    ("bid_price", "bp"),
+    ("ask_size", "as"),
+    ("bid_size", "bs"),
+    ("level", "lv"),
+    ("candle_date_time_utc", "cdttmu"),
+    ("candle_date_time_kst", "cdttmk"),
+    ("candle_acc_trade_volume", "catv"),
+    ("candle_acc_trade_price", "catp"),
+];
+
+fn simple(value: &Value, is_ticker: bool) -> Value {
+    match value {
+        Value::Object(map) => {
+            let mut out = Map::new();
+            for (k, v) in map {
+                let key = match (k.as_str(), is_ticker) {
+                    ("trade_date", true) => "tdt",
+                    ("trade_date", false) => "td",
+                    (k, _) => SIMPLE_KEYS
+                        .iter()
+                        .find(|(d, _)| *d == k)
+                        .map_or(k, |(_, s)| *s),
+                };
+                out.insert(key.to_owned(), simple(v, is_ticker));
+            }
+            Value::Object(out)
+        }
+        Value::Array(items) => Value::Array(items.iter().map(|v| simple(v, is_ticker)).collect()),
+        other => other.clone(),
+    }
+}
+
+/// A DEFAULT orderbook with `units` levels (the doc sample has 3).
+fn orderbook(units: usize) -> Value {
+    let mut book: Value = serde_json::from_str(ORDERBOOK).unwrap();
+    let first = book["orderbook_units"][0].clone();
+    book["orderbook_units"] = Value::Array((0..units).map(|_| first.clone()).collect());
+    book
+}
+
+fn frames() -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let kinds: Vec<(&str, Value, bool)> = vec![
+        ("ticker", serde_json::from_str(TICKER).unwrap(), true),
+        ("trade", serde_json::from_str(TRADE).unwrap(), false),
+        ("orderbook15", orderbook(15), false),
+        ("orderbook30", orderbook(30), false),
+        ("candle", serde_json::from_str(CANDLE).unwrap(), false),
+    ];
+    for (name, value, is_ticker) in kinds {
+        out.push((
+            format!("{name}/DEFAULT"),
+            serde_json::to_vec(&value).unwrap(),
+        ));
+        out.push((
+            format!("{name}/SIMPLE"),
+            serde_json::to_vec(&simple(&value, is_ticker)).unwrap(),
+        ));
+    }
+    out
+}
+
+/// The floor: the least a client can do with a ticker frame.
+#[derive(serde::Deserialize)]
+#[allow(dead_code)]
+struct FloorTicker {
+    #[serde(alias = "cd")]
+    code: String,
+    #[serde(alias = "tp")]
+    trade_price: f64,
+    #[serde(alias = "tms")]
+    timestamp: u64,
+}
+
+fn decode(c: &mut Criterion) {
+    let mut group = c.benchmark_group("decode");
+    for (name, frame) in frames() {
+        group.throughput(Throughput::Bytes(frame.len() as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(&name), &frame, |b, frame| {
+            b.iter(|| {
+                let mut n = 0usize;
+                decode_frame_with(black_box(frame), |m| n += usize::from(m.is_ok()));
+                assert_eq!(n, 1);
+            })
+        });
+    }
+    group.finish();
+
+    let mut floor = c.benchmark_group("floor");
+    for (name, frame) in frames()
+        .into_iter()
+        .filter(|(n, _)| n.starts_with("ticker"))
+    {
+        floor.throughput(Throughput::Bytes(frame.len() as u64));
+        floor.bench_with_input(BenchmarkId::from_parameter(&name), &frame, |b, frame| {
+            b.iter(|| serde_json::from_slice::<FloorTicker>(black_box(frame)).unwrap())
+        });
+    }
+    floor.finish();
+}
+
+criterion_group!(benches, decode);
+criterion_main!(benches);
