@@ -21,4 +21,18 @@ pub enum Command {
     Run,
     /// Load and validate the configuration, print the effective subscription, and exit.
     CheckConfig,
+    /// Serve an offline Upbit simulator (WebSocket, market list, fault injection).
+    Simulate(crate::simulator::cli::SimulateArgs),
+    /// Start the simulator and the service against it: live metrics with no network.
+    Demo(DemoArgs),
+}
+
+/// Options of `upbit-exporter demo`: the simulator's options, and where the service listens.
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Where the service's HTTP server listens.
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    pub http: std::net::SocketAddr,
+    #[command(flatten)]
+    pub simulator: crate::simulator::cli::SimulateArgs,
 }

@@ -7,6 +7,7 @@ pub mod duration;
 pub mod http;
 pub mod messages;
 pub mod settings;
+pub mod simulator;
 pub mod status;
 pub mod telemetry;
 pub mod upbit;

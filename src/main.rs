@@ -4,8 +4,9 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use upbit_exporter::cli::{Cli, Command};
+use upbit_exporter::cli::{Cli, Command, DemoArgs};
 use upbit_exporter::settings::{Settings, Sources};
+use upbit_exporter::simulator::cli::SimulateArgs;
 use upbit_exporter::{app, shutdown_signal};
 
 fn main() -> ExitCode {
@@ -31,6 +32,14 @@ fn main() -> ExitCode {
             }
             Err(err) => config_error(err),
         },
+        Command::Simulate(args) => match actix_rt::System::new().block_on(simulate(args)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("upbit-exporter simulate: {err}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Demo(args) => demo(args, cli.config.as_deref()),
         Command::Run => {
             let settings = match load() {
                 Ok(settings) => settings,
@@ -50,6 +59,52 @@ fn main() -> ExitCode {
             })
         }
     }
+}
+
+async fn simulate(args: SimulateArgs) -> std::io::Result<()> {
+    upbit_exporter::simulator::cli::run(args).await
+}
+
+/// The simulator and the service together, for a first look without network access.
+fn demo(args: DemoArgs, config: Option<&std::path::Path>) -> ExitCode {
+    let mut env: Vec<(String, String)> = std::env::vars().collect();
+    let url = format!("ws://{}/websocket/v1", args.simulator.listen);
+    for (key, value) in [
+        ("UPBIT_EXPORTER__UPBIT__URL", url.as_str()),
+        (
+            "UPBIT_EXPORTER__UPBIT__TYPES",
+            "ticker,trade,orderbook,candle.1m",
+        ),
+        ("UPBIT_EXPORTER__HTTP__LISTEN", &args.http.to_string()),
+    ] {
+        env.push((key.to_owned(), value.to_owned()));
+    }
+    let settings = match Settings::load(Sources { file: config, env }) {
+        Ok(settings) => settings,
+        Err(err) => return config_error(err),
+    };
+    actix_rt::System::new().block_on(async move {
+        let simulator = match args.simulator.start().await {
+            Ok(simulator) => simulator,
+            Err(err) => {
+                log::error!("cannot start the simulator on {}: {err}", args.simulator.listen);
+                return ExitCode::FAILURE;
+            }
+        };
+        let handle = match app::start(settings).await {
+            Ok(handle) => handle,
+            Err(err) => {
+                log::error!("{err}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let http = handle.http_url();
+        println!("demo: simulator on {url}; metrics {http}/metrics, status {http}/api/v1/status, markets {http}/api/v1/markets");
+        shutdown_signal().await;
+        handle.shutdown().await;
+        simulator.stop().await;
+        ExitCode::SUCCESS
+    })
 }
 
 fn config_error(err: upbit_exporter::settings::SettingsError) -> ExitCode {

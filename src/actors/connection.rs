@@ -628,15 +628,13 @@ impl Handler<Shutdown> for ConnectionActor {
             return;
         }
         self.end(DisconnectReason::Shutdown, "service stopping".into());
+        // The closing handshake: our close frame, then Upbit's answer ends the stream and the
+        // actor. Shutting the socket right behind our frame can lose it at the peer.
         let close = CloseReason {
             code: CloseCode::Normal,
             description: None,
         };
         self.write(ws::Message::Close(Some(close)));
-        if let Some(sink) = self.link.sink.as_mut() {
-            sink.close();
-        }
-        // Upbit answers the close frame and the stream ends; don't wait for it forever.
         ctx.run_later(CLOSE_GRACE, |_, ctx| ctx.stop());
     }
 }

@@ -1,0 +1,420 @@
+//! One simulated WebSocket connection: requests in; snapshots, realtime data, replies and
+//! injected faults out. Counts exactly what it hands to the socket.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_ws::{CloseCode, CloseReason, Message, MessageStream, Session};
+use bytes::Bytes;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::request::{self, base_code, orderbook_depth, ErrorFrame, Request, TypeRequest};
+use super::{encode, unix_ms, Command, Shared};
+use crate::upbit::types::StreamType;
+use crate::upbit::{DataType, Format};
+
+/// Frames the firehose writes per turn of the event loop.
+const FIREHOSE_BATCH: usize = 256;
+
+/// The subscription in force on a connection.
+struct Active {
+    types: Vec<TypeRequest>,
+    format: Format,
+}
+
+/// Pre-encoded frames, rotating over the subscribed pairs.
+struct Firehose {
+    frames: Vec<(Bytes, String, String)>,
+    next: usize,
+    sent: u64,
+}
+
+struct Connection {
+    shared: Arc<Shared>,
+    id: u64,
+    session: Session,
+    active: Option<Active>,
+    firehose: Option<Firehose>,
+    requests: VecDeque<Instant>,
+    last_inbound: Instant,
+}
+
+/// Runs a connection until the client leaves, a fault ends it, or it idles out.
+pub(super) async fn run(shared: Arc<Shared>, id: u64, session: Session, mut stream: MessageStream) {
+    let mut commands = shared.commands.subscribe();
+    let rate = shared.config.rate;
+    let period = if rate > 0.0 {
+        Duration::from_secs_f64(1.0 / rate)
+    } else {
+        Duration::from_secs(3600)
+    };
+    let mut ticks = actix_rt::time::interval(period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let idle_timeout = shared.config.idle_timeout;
+    let mut idle_checks = actix_rt::time::interval(
+        (idle_timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(5)),
+    );
+    let mut conn = Connection {
+        shared,
+        id,
+        session,
+        active: None,
+        firehose: None,
+        requests: VecDeque::new(),
+        last_inbound: Instant::now(),
+    };
+    loop {
+        let firehose_on = conn.firehose.is_some();
+        tokio::select! {
+            message = stream.recv() => match message {
+                Some(Ok(message)) => {
+                    log::trace!("simulator connection={} received {message:?}", conn.id);
+                    conn.last_inbound = Instant::now();
+                    if !conn.on_message(message).await {
+                        break;
+                    }
+                }
+                other => {
+                    log::debug!("simulator connection={} stream ended: {other:?}", conn.id);
+                    break;
+                }
+            },
+            _ = ticks.tick(), if conn.active.is_some() && !firehose_on && rate > 0.0 => {
+                if !conn.shared.muted() && conn.send_realtime().await.is_err() {
+                    break;
+                }
+            }
+            command = commands.recv() => match command {
+                // Dropping the session ends the response stream after the queued frames: no close frame.
+                Ok(Command::Drop) | Err(RecvError::Closed) => break,
+                Ok(Command::Close { code, reason }) => {
+                    let close = CloseReason { code: CloseCode::from(code), description: reason };
+                    let _ = conn.session.clone().close(Some(close)).await;
+                    break;
+                }
+                Ok(Command::Send(frame)) => {
+                    if conn.session.binary(frame).await.is_err() {
+                        break;
+                    }
+                }
+                Err(RecvError::Lagged(_)) => {}
+            },
+            _ = idle_checks.tick() => {
+                if conn.last_inbound.elapsed() > idle_timeout {
+                    conn.shared.stats().closed_idle += 1;
+                    let _ = conn.session.clone().close(None).await;
+                    break;
+                }
+            }
+            _ = std::future::ready(()), if firehose_on && !conn.shared.muted() => {
+                if conn.firehose_batch().await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    conn.shared.stats().active_connections -= 1;
+}
+
+impl Connection {
+    /// Handles one client frame; false ends the connection.
+    async fn on_message(&mut self, message: Message) -> bool {
+        match message {
+            Message::Ping(payload) => {
+                self.shared.stats().pings_received += 1;
+                if !self.shared.muted() {
+                    if self.session.pong(&payload).await.is_err() {
+                        return false;
+                    }
+                    self.shared.stats().pongs_sent += 1;
+                }
+                true
+            }
+            Message::Text(text) => self.on_text(&text).await,
+            Message::Binary(bytes) => match std::str::from_utf8(&bytes) {
+                Ok(text) => self.on_text(text).await,
+                Err(_) => {
+                    self.send_error(ErrorFrame {
+                        name: "WRONG_FORMAT",
+                        message: "Requested using wrong format".into(),
+                    })
+                    .await
+                }
+            },
+            Message::Close(reason) => {
+                let code = reason.as_ref().map_or(1005, |r| u16::from(r.code));
+                self.shared.stats().close_codes_received.push(code);
+                // Complete the closing handshake, as a WebSocket server must.
+                let _ = self.session.clone().close(reason).await;
+                false
+            }
+            Message::Pong(_) | Message::Continuation(_) | Message::Nop => true,
+        }
+    }
+
+    async fn on_text(&mut self, text: &str) -> bool {
+        {
+            let mut stats = self.shared.stats();
+            if stats.requests.len() >= 1000 {
+                stats.requests.remove(0);
+            }
+            stats.requests.push(super::RecordedRequest {
+                connection: self.id,
+                at_ms: self.shared.elapsed_ms(),
+                text: text.to_owned(),
+            });
+        }
+        if text == "PING" {
+            self.shared.stats().text_pings_received += 1;
+            return self.shared.muted() || self.session.text(r#"{"status":"UP"}"#).await.is_ok();
+        }
+        if !self.admit_request() {
+            let message =
+                "too many requests on this connection (simulator's name for Upbit's limit)";
+            return self
+                .send_error(ErrorFrame {
+                    name: "TOO_MANY_REQUESTS",
+                    message: message.into(),
+                })
+                .await;
+        }
+        match request::parse(text) {
+            Err(error) => self.send_error(error).await,
+            Ok(Request::ListSubscriptions { ticket }) => {
+                let result: Vec<serde_json::Value> = self
+                    .active
+                    .iter()
+                    .flat_map(|a| &a.types)
+                    .map(|t| serde_json::json!({ "type": t.data_type.as_str(), "codes": t.codes }))
+                    .collect();
+                let reply = serde_json::json!({ "method": "LIST_SUBSCRIPTIONS", "result": result, "ticket": ticket });
+                self.session.binary(reply.to_string()).await.is_ok()
+            }
+            Ok(Request::Subscribe { types, format, .. }) => {
+                self.active = Some(Active { types, format });
+                self.firehose = None;
+                if self.send_snapshots().await.is_err() {
+                    return false;
+                }
+                if self.shared.config.firehose {
+                    self.firehose = Some(self.build_firehose());
+                }
+                true
+            }
+        }
+    }
+
+    /// Upbit's per-connection request limits (also count rejected requests).
+    fn admit_request(&mut self) -> bool {
+        let now = Instant::now();
+        while self
+            .requests
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60))
+        {
+            self.requests.pop_front();
+        }
+        let last_second = self
+            .requests
+            .iter()
+            .filter(|t| now.duration_since(**t) < Duration::from_secs(1))
+            .count();
+        let allowed = last_second < self.shared.config.request_limit_per_sec as usize
+            && self.requests.len() < self.shared.config.request_limit_per_min as usize;
+        self.requests.push_back(now);
+        allowed
+    }
+
+    async fn send_error(&mut self, error: ErrorFrame) -> bool {
+        *self
+            .shared
+            .stats()
+            .error_frames_sent
+            .entry(error.name.to_owned())
+            .or_default() += 1;
+        self.session.binary(error.to_json()).await.is_ok()
+    }
+
+    /// Encodes one message of `t` for `code` (the requested form, maybe with `.N`).
+    fn encode(
+        &self,
+        t: &TypeRequest,
+        code: &str,
+        stream: StreamType,
+        simple: bool,
+        fresh_trade: bool,
+    ) -> String {
+        let now = unix_ms();
+        let mut markets = super::lock(&self.shared.markets);
+        let market = markets.get(base_code(code));
+        match t.data_type {
+            DataType::Ticker => encode::ticker(market, now, stream, simple),
+            DataType::Trade => {
+                let trade = if fresh_trade {
+                    market.trade(now)
+                } else {
+                    market.last_trade(now)
+                };
+                encode::trade(market, &trade, now, stream, simple)
+            }
+            DataType::Orderbook => encode::orderbook(
+                market,
+                base_code(code),
+                orderbook_depth(code),
+                t.level,
+                now,
+                stream,
+                simple,
+            ),
+            DataType::Candle(interval) => encode::candle(market, interval, now, stream, simple),
+        }
+    }
+
+    /// Sends one message per (type, code), as single frames or one list frame per type.
+    async fn send_round(
+        &mut self,
+        stream: StreamType,
+        snapshot: bool,
+    ) -> Result<(), actix_ws::Closed> {
+        let Some(active) = self.active.as_ref() else {
+            return Ok(());
+        };
+        let (format, simple) = (active.format, active.format.is_simple());
+        let mut frames: Vec<(String, Vec<(String, String)>)> = Vec::new();
+        for t in &active.types {
+            if (snapshot && t.only_realtime) || (!snapshot && t.only_snapshot) {
+                continue;
+            }
+            let messages: Vec<(String, String)> = t
+                .codes
+                .iter()
+                .map(|code| {
+                    (
+                        base_code(code).to_owned(),
+                        self.encode(t, code, stream, simple, !snapshot),
+                    )
+                })
+                .collect();
+            let type_name = t.data_type.as_str().to_owned();
+            if format.is_list() {
+                frames.push((type_name, messages));
+            } else {
+                frames.extend(messages.into_iter().map(|m| (type_name.clone(), vec![m])));
+            }
+        }
+        for (type_name, messages) in frames {
+            let delay = self.shared.delay();
+            if !delay.is_zero() {
+                actix_rt::time::sleep(delay).await;
+            }
+            let body = if format.is_list() {
+                let parts: Vec<&str> = messages.iter().map(|(_, m)| m.as_str()).collect();
+                format!("[{}]", parts.join(","))
+            } else {
+                messages[0].1.clone()
+            };
+            let size = body.len();
+            self.session.binary(body).await?;
+            let mut stats = self.shared.stats();
+            for (code, _) in &messages {
+                *stats
+                    .sent
+                    .entry(type_name.clone())
+                    .or_default()
+                    .entry(code.clone())
+                    .or_default() += 1;
+            }
+            stats.frames_sent += 1;
+            stats.bytes_sent += size as u64;
+        }
+        Ok(())
+    }
+
+    async fn send_snapshots(&mut self) -> Result<(), actix_ws::Closed> {
+        self.send_round(StreamType::Snapshot, true).await
+    }
+
+    async fn send_realtime(&mut self) -> Result<(), actix_ws::Closed> {
+        self.send_round(StreamType::Realtime, false).await
+    }
+
+    fn build_firehose(&self) -> Firehose {
+        let mut frames = Vec::new();
+        if let Some(active) = &self.active {
+            let simple = active.format.is_simple();
+            for round in 0..64 {
+                for t in active.types.iter().filter(|t| !t.only_snapshot) {
+                    for code in &t.codes {
+                        let body = self.encode(t, code, StreamType::Realtime, simple, true);
+                        let body = if active.format.is_list() {
+                            format!("[{body}]")
+                        } else {
+                            body
+                        };
+                        frames.push((
+                            Bytes::from(body),
+                            t.data_type.as_str().to_owned(),
+                            base_code(code).to_owned(),
+                        ));
+                    }
+                }
+                if frames.len() >= 64 && round > 0 {
+                    break;
+                }
+            }
+        }
+        Firehose {
+            frames,
+            next: 0,
+            sent: 0,
+        }
+    }
+
+    /// Writes up to `FIREHOSE_BATCH` pre-encoded frames, counting each.
+    async fn firehose_batch(&mut self) -> Result<(), actix_ws::Closed> {
+        let limit = self.shared.config.firehose_frames.unwrap_or(u64::MAX);
+        let Some(hose) = self.firehose.as_mut() else {
+            return Ok(());
+        };
+        if hose.frames.is_empty() || hose.sent >= limit {
+            self.firehose = None;
+            return Ok(());
+        }
+        let n = (FIREHOSE_BATCH as u64).min(limit - hose.sent) as usize;
+        let mut counts: Vec<(usize, u64)> = Vec::new();
+        let mut bytes = 0u64;
+        let mut result = Ok(());
+        for _ in 0..n {
+            let index = hose.next;
+            let frame = hose.frames[index].0.clone();
+            let size = frame.len() as u64;
+            if let Err(closed) = self.session.binary(frame).await {
+                result = Err(closed);
+                break;
+            }
+            hose.next = (index + 1) % hose.frames.len();
+            hose.sent += 1;
+            bytes += size;
+            match counts.iter_mut().find(|(i, _)| *i == index) {
+                Some((_, c)) => *c += 1,
+                None => counts.push((index, 1)),
+            }
+        }
+        let mut stats = self.shared.stats();
+        let mut frames = 0;
+        for (index, count) in counts {
+            let (_, type_name, code) = &hose.frames[index];
+            *stats
+                .sent
+                .entry(type_name.clone())
+                .or_default()
+                .entry(code.clone())
+                .or_default() += count;
+            frames += count;
+        }
+        stats.frames_sent += frames;
+        stats.bytes_sent += bytes;
+        result
+    }
+}

@@ -1,0 +1,115 @@
+//! The real binary stops cleanly on SIGTERM: close frame 1000 to the exchange, exit code 0,
+//! within a few seconds, whether connected, in reconnect backoff, or mid-burst.
+
+mod support;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::*;
+
+/// Longest a clean stop may take (Kubernetes' grace period in deploy/ is 15 s).
+const STOP_WITHIN: Duration = Duration::from_secs(8);
+
+fn spawn_service(ws_url: &str, extra: &[(&str, &str)]) -> Child {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_upbit-exporter"));
+    command
+        .env("UPBIT_EXPORTER__UPBIT__URL", ws_url)
+        .env("UPBIT_EXPORTER__HTTP__LISTEN", "127.0.0.1:0")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (key, value) in extra {
+        command.env(key, value);
+    }
+    command.spawn().expect("service binary starts")
+}
+
+fn terminate(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+}
+
+/// Polls for the exit with a deadline; kills the child if it overstays.
+async fn exit_code_within(child: &mut Child, limit: Duration) -> i32 {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status.code().expect("exited, not killed by a signal");
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("still running {limit:?} after SIGTERM");
+        }
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[actix_web::test]
+async fn sigterm_while_connected_sends_close_1000_and_exits_0() {
+    let sim = start_simulator(|c| c.rate = 50.0).await;
+    let mut child = spawn_service(
+        &sim.ws_url(),
+        &[("UPBIT_EXPORTER__UPBIT__TYPES", "ticker,trade,orderbook")],
+    );
+    eventually("the service subscribed", || async {
+        when(!sim.stats().requests.is_empty())
+    })
+    .await;
+    eventually("data flowing (a burst in progress)", || async {
+        when(sim.stats().frames_sent > 50)
+    })
+    .await;
+    terminate(&child);
+    assert_eq!(exit_code_within(&mut child, STOP_WITHIN).await, 0);
+    let stats = eventually("the simulator saw the close", || async {
+        let stats = sim.stats();
+        when(!stats.close_codes_received.is_empty()).map(|_| stats)
+    })
+    .await;
+    assert_eq!(stats.close_codes_received, vec![1000]);
+    sim.stop().await;
+}
+
+#[actix_web::test]
+async fn sigterm_during_reconnect_backoff_exits_0() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = spawn_service(
+        &format!("ws://127.0.0.1:{port}/websocket/v1"),
+        &[
+            ("UPBIT_EXPORTER__CONNECTION__BACKOFF_MIN", "30s"),
+            ("UPBIT_EXPORTER__CONNECTION__BACKOFF_MAX", "60s"),
+        ],
+    );
+    // The first attempt is refused at once; the service is then waiting 30 s or more.
+    actix_rt::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the service keeps running without an exchange"
+    );
+    terminate(&child);
+    assert_eq!(exit_code_within(&mut child, STOP_WITHIN).await, 0);
+}
+
+#[actix_web::test]
+async fn invalid_configuration_exits_2_listing_every_problem() {
+    let output = Command::new(env!("CARGO_BIN_EXE_upbit-exporter"))
+        .env("UPBIT_EXPORTER__UPBIT__CODES", "krw-btc,KRW-ETH")
+        .env("UPBIT_EXPORTER__CONNECTION__IDLE_TIMEOUT", "5m")
+        .env("UPBIT_EXPORTER__UPBIT__URL", "http://example")
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for needle in ["krw-btc", "idle_timeout", "upbit.url"] {
+        assert!(stderr.contains(needle), "{needle} missing from: {stderr}");
+    }
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
