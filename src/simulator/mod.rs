@@ -119,7 +119,7 @@ pub enum Fault {
     Delay {
         per_frame_ms: u64,
     },
-    /// Clear mute, refusals and delay.
+    /// Clear mute, refusals, delay and the connection gate (its window and any ban).
     Reset,
 }
 
@@ -383,6 +383,9 @@ impl Shared {
                 control.refuse = None;
                 control.delay = Duration::ZERO;
                 control.ban_until = None;
+                control.bans = 0;
+                control.attempts.clear();
+                control.rejections.clear();
             }
         }
     }

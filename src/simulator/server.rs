@@ -91,11 +91,13 @@ async fn websocket(
         });
     }
     let shared: Arc<Shared> = Arc::clone(shared.get_ref());
+    let commands = shared.commands.subscribe();
     actix_rt::spawn(session::run(
         shared,
         id,
         session,
         stream.max_frame_size(MAX_CLIENT_FRAME),
+        commands,
     ));
     Ok(response)
 }
@@ -187,4 +189,24 @@ async fn markets(
     }
     listed.retain(|m| !change.delist.iter().any(|c| m["market"] == c.as_str()));
     HttpResponse::Ok().json(json!({ "markets": listed.len() }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    #[test]
+    fn admin_routes_refuse_peers_off_loopback() {
+        let from = |addr: &str| {
+            TestRequest::default()
+                .peer_addr(addr.parse().unwrap())
+                .to_http_request()
+        };
+        assert!(loopback_only(&from("127.0.0.1:5000")).is_none());
+        assert!(loopback_only(&from("[::1]:5000")).is_none());
+        let refused = loopback_only(&from("10.1.2.3:5000")).expect("refused");
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+        assert!(loopback_only(&TestRequest::default().to_http_request()).is_some());
+    }
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use actix_ws::{CloseCode, CloseReason, Message, MessageStream, Session};
 use bytes::Bytes;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::{self, error::RecvError};
 
 use super::request::{self, base_code, orderbook_depth, ErrorFrame, Request, TypeRequest};
 use super::{encode, unix_ms, Command, Shared};
@@ -41,8 +41,15 @@ struct Connection {
 }
 
 /// Runs a connection until the client leaves, a fault ends it, or it idles out.
-pub(super) async fn run(shared: Arc<Shared>, id: u64, session: Session, mut stream: MessageStream) {
-    let mut commands = shared.commands.subscribe();
+/// `commands` is subscribed before the upgrade is answered, so a fault injected right after a
+/// client's handshake completes reaches this connection too.
+pub(super) async fn run(
+    shared: Arc<Shared>,
+    id: u64,
+    session: Session,
+    mut stream: MessageStream,
+    mut commands: broadcast::Receiver<Command>,
+) {
     let rate = shared.config.rate;
     let period = if rate > 0.0 {
         Duration::from_secs_f64(1.0 / rate)
@@ -80,7 +87,9 @@ pub(super) async fn run(shared: Arc<Shared>, id: u64, session: Session, mut stre
                     break;
                 }
             },
-            _ = ticks.tick(), if conn.active.is_some() && !firehose_on && rate > 0.0 => {
+            // In firehose mode the firehose is the only source of realtime data, even after it
+            // has written its `firehose_frames`.
+            _ = ticks.tick(), if conn.active.is_some() && !conn.shared.config.firehose && rate > 0.0 => {
                 if !conn.shared.muted() && conn.send_realtime().await.is_err() {
                     break;
                 }
