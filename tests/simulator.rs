@@ -712,6 +712,34 @@ async fn firehose_counts_exactly_what_it_wrote() {
 }
 
 #[actix_web::test]
+async fn a_paced_firehose_keeps_its_rate() {
+    let frames = 2_000;
+    let sim = start_simulator(|c| {
+        c.firehose = true;
+        c.firehose_frames = Some(frames);
+        c.firehose_rate = Some(10_000.0);
+    })
+    .await;
+    let mut client = connect(&sim).await;
+    client
+        .subscribe(
+            json!([ticket(), { "type": "trade", "codes": ["KRW-BTC"], "is_only_realtime": true }]),
+        )
+        .await;
+    let started = Instant::now();
+    for _ in 0..frames {
+        client.data().await;
+    }
+    // A lower bound only: 2000 frames at 10k/s cannot take less than 0.2 s (less one frame).
+    assert!(
+        started.elapsed() >= Duration::from_millis(199),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(sim.stats().frames_sent, frames);
+}
+
+#[actix_web::test]
 async fn market_list_with_and_without_details_and_live_listing_changes() {
     let sim = start_simulator(|_| {}).await;
     let client = awc::Client::new();

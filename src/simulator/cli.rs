@@ -27,6 +27,9 @@ pub struct SimulateArgs {
     /// Stop the firehose after this many frames per connection.
     #[arg(long)]
     pub firehose_frames: Option<u64>,
+    /// Pace the firehose: frames per connection, `150000/s` (default: as fast as the socket takes).
+    #[arg(long, value_parser = parse_frame_rate)]
+    pub firehose_rate: Option<f64>,
     /// Close connections that sent nothing for this long.
     #[arg(long, default_value = "120s", value_parser = parse_duration)]
     pub idle_timeout: Duration,
@@ -68,6 +71,20 @@ fn parse_rate(text: &str) -> Result<f64, String> {
     Ok(value / per)
 }
 
+/// A firehose pace: like `--rate`, but up to 10 million frames per second and above zero.
+fn parse_frame_rate(text: &str) -> Result<f64, String> {
+    let scaled = match text.strip_suffix("/s") {
+        Some(n) => n.trim().parse::<f64>().ok(),
+        None => text.trim().parse::<f64>().ok(),
+    };
+    match scaled {
+        Some(rate) if rate > 0.0 && rate <= 10_000_000.0 => Ok(rate),
+        _ => Err(format!(
+            "invalid firehose rate {text:?}: expected N/s with 0 < N <= 10000000"
+        )),
+    }
+}
+
 fn parse_refusal(text: &str) -> Result<(u16, Duration), String> {
     let (status, duration) = text
         .split_once(':')
@@ -94,6 +111,7 @@ impl SimulateArgs {
             rate: self.rate,
             firehose: self.firehose,
             firehose_frames: self.firehose_frames,
+            firehose_rate: self.firehose_rate,
             idle_timeout: self.idle_timeout,
             connect_limit_per_sec: self.connect_limit,
             drop_every: self.drop_every,
@@ -148,5 +166,9 @@ mod tests {
         assert!(parse_rate("fast").is_err());
         assert_eq!(parse_refusal("429:10s"), Ok((429, Duration::from_secs(10))));
         assert!(parse_refusal("500:1s").is_err());
+        assert_eq!(parse_frame_rate("150000/s"), Ok(150_000.0));
+        assert_eq!(parse_frame_rate("2000"), Ok(2000.0));
+        assert!(parse_frame_rate("0/s").is_err());
+        assert!(parse_frame_rate("1e9/s").is_err());
     }
 }

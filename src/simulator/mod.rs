@@ -44,6 +44,8 @@ pub struct SimulatorConfig {
     pub firehose: bool,
     /// Stop the firehose after this many frames per connection.
     pub firehose_frames: Option<u64>,
+    /// Pace the firehose at this many frames per second per connection (`None`: flat out).
+    pub firehose_rate: Option<f64>,
     /// Close connections that sent nothing for this long (Upbit: about 120 s).
     pub idle_timeout: Duration,
     /// Upgrade attempts allowed per second before HTTP 429; 0 disables the gate.
@@ -69,6 +71,7 @@ impl Default for SimulatorConfig {
             rate: 1.0,
             firehose: false,
             firehose_frames: None,
+            firehose_rate: None,
             idle_timeout: Duration::from_secs(120),
             connect_limit_per_sec: 5,
             ban_after_rejections: 10,

@@ -28,6 +28,7 @@ struct Firehose {
     frames: Vec<(Bytes, String, String)>,
     next: usize,
     sent: u64,
+    started: Instant,
 }
 
 struct Connection {
@@ -377,6 +378,7 @@ impl Connection {
             frames,
             next: 0,
             sent: 0,
+            started: Instant::now(),
         }
     }
 
@@ -390,7 +392,20 @@ impl Connection {
             self.firehose = None;
             return Ok(());
         }
-        let n = (FIREHOSE_BATCH as u64).min(limit - hose.sent) as usize;
+        let mut n = (FIREHOSE_BATCH as u64).min(limit - hose.sent);
+        if let Some(rate) = self.shared.config.firehose_rate {
+            // Send what is due by now; when nothing is, wait for the next frame's time (the
+            // timer's millisecond granularity makes small bursts at high rates).
+            let elapsed = hose.started.elapsed().as_secs_f64();
+            let due = (elapsed * rate) as u64;
+            if due <= hose.sent {
+                let next = Duration::from_secs_f64((hose.sent + 1) as f64 / rate - elapsed);
+                actix_rt::time::sleep(next).await;
+                return Ok(());
+            }
+            n = n.min(due - hose.sent);
+        }
+        let n = n as usize;
         let mut counts: Vec<(usize, u64)> = Vec::new();
         let mut bytes = 0u64;
         let mut result = Ok(());
