@@ -1,7 +1,7 @@
 //! Builds the actor system and the HTTP server from [`Settings`] and returns a handle.
 //!
 //! ```text
-//!   Upbit ──ws──▶ ConnectionActor ──FrameReceived──▶ DecoderActor ──FrameDecoded──▶ MetricsActor
+//!   Upbit ──ws──▶ ConnectionActor ──FramesReceived──▶ DecoderActor ──FramesDecoded──▶ MetricsActor
 //!   (supervised,      │  ▲ UpdateSubscription/Reconnect/Shutdown       (own arbiter thread)
 //!    main arbiter)    ▼  │                                                     │
 //!                  StatusBoard ◀── HTTP: /readyz /api/v1 ──▶ Registry ◀────────┘  /metrics
@@ -21,6 +21,7 @@ use crate::actors::connection::{ConnectionActor, ConnectionConfig, ConnectionPee
 use crate::actors::decoder::DecoderActor;
 use crate::actors::metrics::MetricsActor;
 use crate::actors::pacing::RateWindow;
+use crate::actors::queue::{QueueDepthCollector, StageQueue};
 use crate::control::load_state;
 use crate::http::{self, AppState};
 use crate::messages::Shutdown;
@@ -73,13 +74,24 @@ pub async fn start(settings: Settings) -> Result<AppHandle, StartError> {
     let status = StatusBoard::new();
     let subscription = initial_subscription(&settings);
     let capacity = settings.pipeline.queue_capacity;
+    let (decoder_queue, metrics_queue) = (StageQueue::new(capacity), StageQueue::new(capacity));
+    registry
+        .register(Box::new(
+            QueueDepthCollector::new(vec![
+                ("decoder", decoder_queue.clone()),
+                ("metrics", metrics_queue.clone()),
+            ])
+            .map_err(|e| StartError::Metrics(e.to_string()))?,
+        ))
+        .map_err(|e| StartError::Metrics(e.to_string()))?;
 
     // Decoding and metric updates get their own thread, so the socket reader never waits on them.
     let pipeline = Arbiter::new();
     let metrics_actor = {
         let (metrics, subscription) = (metrics.clone(), subscription.clone());
+        let inbound = metrics_queue.clone();
         MetricsActor::start_in_arbiter(&pipeline.handle(), move |_| {
-            MetricsActor::new(metrics, subscription, capacity)
+            MetricsActor::new(metrics, subscription, inbound)
         })
     };
     let decoder = {
@@ -89,12 +101,14 @@ pub async fn start(settings: Settings) -> Result<AppHandle, StartError> {
             metrics_actor.clone().recipient(),
         );
         let max_frame_bytes = settings.pipeline.max_frame_bytes;
+        let (inbound, outbound) = (decoder_queue.clone(), metrics_queue);
         DecoderActor::start_in_arbiter(&pipeline.handle(), move |_| {
-            DecoderActor::new(metrics, status, sink, max_frame_bytes, capacity)
+            DecoderActor::new(metrics, status, sink, max_frame_bytes, inbound, outbound)
         })
     };
     let peers = ConnectionPeers {
         decoder: decoder.recipient(),
+        decoder_queue,
         metrics_actor: metrics_actor.clone().recipient(),
         metrics: metrics.clone(),
         status: status.clone(),

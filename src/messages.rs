@@ -1,9 +1,11 @@
 //! Every message that crosses between actors, grouped by the actor that receives it.
 //!
 //! Commands are imperative (`UpdateSubscription`), events past tense (`FrameReceived`), queries
-//! `Get…`. Raw frames travel as `Bytes` with the receive time taken at the socket.
+//! `Get…`. Raw frames travel as `Bytes` with the receive time taken at the socket, in batches:
+//! everything one read of the socket produced crosses to the next stage in one envelope, so a
+//! busy feed pays the hand-over once per batch and a quiet one sends batches of one.
 
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use actix::Message;
 use bytes::Bytes;
@@ -12,28 +14,33 @@ use crate::upbit::{self, Subscription};
 
 // --- DecoderActor ---------------------------------------------------------------------------
 
-/// A data frame (binary or text) as read from the socket.
+/// Data frames (binary or text) read from the socket together.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
-pub struct FrameReceived {
-    /// The frame's payload, untouched.
-    pub payload: Bytes,
-    /// Wall-clock time the frame was read, for delay and staleness metrics.
+pub struct FramesReceived {
+    /// The frames' payloads, untouched, in arrival order.
+    pub payloads: Vec<Bytes>,
+    /// Wall-clock time the frames were read, for delay and staleness metrics.
     pub received_at: SystemTime,
+    /// Monotonic time the frames were read, for the pipeline latency.
+    pub read_at: Instant,
 }
 
 // --- MetricsActor ---------------------------------------------------------------------------
 
-/// The market messages decoded from one frame (several for the list formats).
+/// The market messages decoded from one batch of frames (a list-format frame holds several).
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
-pub struct FrameDecoded {
-    /// Market messages only; status, error and subscription-list frames are handled upstream.
+pub struct FramesDecoded {
+    /// Market messages only, in arrival order; status, error and subscription-list frames are
+    /// handled upstream.
     pub messages: Vec<upbit::Message>,
-    /// When the frame was read from the socket.
+    /// Type and payload size of every frame that held market messages.
+    pub frame_sizes: Vec<(upbit::DataType, usize)>,
+    /// When the frames were read from the socket.
     pub received_at: SystemTime,
-    /// Payload size of the whole frame, in bytes.
-    pub frame_bytes: usize,
+    /// Monotonic time the frames were read, for the pipeline latency.
+    pub read_at: Instant,
 }
 
 /// The desired subscription changed: create series for new pairs, remove those of old ones.

@@ -9,8 +9,9 @@
 //!
 //! While connected: one subscription message with every type and a fresh UUID v4 ticket, then
 //! `LIST_SUBSCRIPTIONS` to verify it; a ping every `ping_interval`; the link is dropped when no
-//! frame at all arrives within `idle_timeout`. Data frames go to the decoder with `try_send`: a
-//! full decoder mailbox drops the frame (counted) and never stalls this reader.
+//! frame at all arrives within `idle_timeout`. The frames of one socket read go to the decoder
+//! as one batch with `try_send`: frames beyond the decoder stage's bound are dropped (counted),
+//! and this reader never stalls.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -29,9 +30,10 @@ use futures_util::stream::{SplitSink, StreamExt};
 
 use super::client::{build_client, classify, RetryAfterSlot};
 use super::pacing::{Backoff, RateWindow};
+use super::queue::StageQueue;
 use crate::control::{save_state, ChangeError};
 use crate::messages::{
-    ChangeSubscription, FrameReceived, GetSubscription, Reconnect, Shutdown, SubscriptionChanged,
+    ChangeSubscription, FramesReceived, GetSubscription, Reconnect, Shutdown, SubscriptionChanged,
     SubscriptionView,
 };
 use crate::settings::{ConnectionSettings, Settings};
@@ -47,6 +49,9 @@ use crate::upbit::{Format, Subscription};
 /// Largest frame the codec accepts; frames above `pipeline.max_frame_bytes` but below this are
 /// read and counted as oversized by the decoder, anything larger ends the link (protocol error).
 const CODEC_MAX_FRAME: usize = 16 << 20;
+
+/// Most frames handed to the decoder in one batch (what one socket read yields, up to this).
+const READ_BATCH: usize = 64;
 
 /// A refused upgrade (429) without `Retry-After` waits at least this long.
 const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -82,7 +87,9 @@ impl ConnectionConfig {
 
 /// The actor's peers and shared state.
 pub struct ConnectionPeers {
-    pub decoder: Recipient<FrameReceived>,
+    pub decoder: Recipient<FramesReceived>,
+    /// Frames waiting for the decoder (reserved here, released by the decoder).
+    pub decoder_queue: StageQueue,
     pub metrics_actor: Recipient<SubscriptionChanged>,
     pub metrics: Metrics,
     pub status: StatusBoard,
@@ -119,6 +126,8 @@ struct Link {
     sent: Option<Subscription>,
     flush_pending: bool,
     fragments: Option<BytesMut>,
+    /// Data frames of the current socket read, sent as one batch when the read is handled.
+    pending: Vec<Bytes>,
 }
 
 impl Default for Link {
@@ -132,6 +141,7 @@ impl Default for Link {
             sent: None,
             flush_pending: false,
             fragments: None,
+            pending: Vec::new(),
         }
     }
 }
@@ -256,7 +266,8 @@ impl ConnectionActor {
             ..Link::default()
         };
         self.peers.status.frame_seen();
-        ctx.add_stream(stream);
+        // Everything the socket has ready arrives as one batch (one frame when traffic is light).
+        ctx.add_stream(stream.ready_chunks(READ_BATCH));
 
         let timing = &self.config.timing;
         ctx.run_interval(timing.ping_interval, |act, _| {
@@ -370,28 +381,50 @@ impl ConnectionActor {
     }
 
     fn on_data(&mut self, payload: Bytes) {
-        let metrics = &self.peers.metrics;
-        metrics.received_frames.inc();
-        metrics.received_bytes.inc_by(payload.len() as u64);
         if !self.link.data_flowed && !payload.starts_with(b"{\"error\"") {
             self.link.data_flowed = true;
             self.backoff.reset();
             self.peers.status.update(|s| s.consecutive_failures = 0);
         }
-        let frame = FrameReceived {
-            payload,
-            received_at: SystemTime::now(),
-        };
-        if let Err(error) = self.peers.decoder.try_send(frame) {
-            let reason = match error {
-                SendError::Full(_) => "queue_full",
-                SendError::Closed(_) => "stopped",
+        self.link.pending.push(payload);
+    }
+
+    /// Hands the data frames of this read to the decoder, dropping (and counting) what its
+    /// stage queue has no room for.
+    fn flush_frames(&mut self) {
+        if self.link.pending.is_empty() {
+            return;
+        }
+        let mut payloads = std::mem::take(&mut self.link.pending);
+        let metrics = &self.peers.metrics;
+        metrics.received_frames.inc_by(payloads.len() as u64);
+        metrics
+            .received_bytes
+            .inc_by(payloads.iter().map(|p| p.len() as u64).sum());
+        let wanted = payloads.len();
+        let granted = self.peers.decoder_queue.reserve(wanted);
+        payloads.truncate(granted);
+        let (mut dropped, mut reason) = (wanted - granted, "queue_full");
+        if granted > 0 {
+            let batch = FramesReceived {
+                payloads,
+                received_at: SystemTime::now(),
+                read_at: Instant::now(),
             };
+            if let Err(error) = self.peers.decoder.try_send(batch) {
+                self.peers.decoder_queue.release(granted);
+                dropped = wanted;
+                if let SendError::Closed(_) = error {
+                    reason = "stopped";
+                }
+            }
+        }
+        if dropped > 0 {
             let log = self.drop_log.allow();
             MessagesDropped {
                 stage: "decoder",
                 reason,
-                count: 1,
+                count: dropped as u64,
                 log,
             }
             .emit(metrics);
@@ -507,10 +540,31 @@ impl WriteHandler<WsProtocolError> for ConnectionActor {
     }
 }
 
-impl StreamHandler<Result<Frame, WsProtocolError>> for ConnectionActor {
-    fn handle(&mut self, item: Result<Frame, WsProtocolError>, ctx: &mut Self::Context) {
+impl StreamHandler<Vec<Result<Frame, WsProtocolError>>> for ConnectionActor {
+    fn handle(&mut self, items: Vec<Result<Frame, WsProtocolError>>, ctx: &mut Self::Context) {
         self.link.last_frame = Instant::now();
         self.peers.status.frame_seen();
+        for item in items {
+            if !self.on_frame(item, ctx) {
+                break;
+            }
+        }
+        // Data read before a close frame or an error still counts.
+        self.flush_frames();
+    }
+
+    fn finished(&mut self, ctx: &mut Self::Context) {
+        self.end(
+            DisconnectReason::Error,
+            "stream ended without a close frame".into(),
+        );
+        ctx.stop();
+    }
+}
+
+impl ConnectionActor {
+    /// Handles one frame of a read; false when the link ends (the rest of the read is ignored).
+    fn on_frame(&mut self, item: Result<Frame, WsProtocolError>, ctx: &mut Context<Self>) -> bool {
         match item {
             Ok(Frame::Binary(payload) | Frame::Text(payload)) => self.on_data(payload),
             Ok(Frame::Continuation(item)) => self.on_continuation(item),
@@ -531,20 +585,15 @@ impl StreamHandler<Result<Frame, WsProtocolError>> for ConnectionActor {
                 };
                 self.end(DisconnectReason::ClosedByServer, detail);
                 ctx.stop();
+                return false;
             }
             Err(error) => {
                 self.end(DisconnectReason::Error, format!("protocol error: {error}"));
                 ctx.stop();
+                return false;
             }
         }
-    }
-
-    fn finished(&mut self, ctx: &mut Self::Context) {
-        self.end(
-            DisconnectReason::Error,
-            "stream ended without a close frame".into(),
-        );
-        ctx.stop();
+        true
     }
 }
 

@@ -3,18 +3,19 @@
 //! Runs on its own arbiter (thread) so decoding never delays the socket reader. Status frames
 //! only prove liveness (the connection actor already noted the frame); error frames are counted
 //! and logged loudly; LIST_SUBSCRIPTIONS answers go to the status board; market messages go to
-//! the metrics actor in one message per frame. A full metrics mailbox drops the frame's
-//! messages and counts them.
+//! the metrics actor, one envelope per batch of frames. Messages beyond the metrics stage's
+//! queue bound are dropped and counted.
 
 use std::time::Duration;
 
 use actix::{Actor, Context, Handler, Recipient};
 
-use crate::messages::{FrameDecoded, FrameReceived};
+use super::queue::StageQueue;
+use crate::messages::{FramesDecoded, FramesReceived};
 use crate::status::StatusBoard;
 use crate::telemetry::events::{DecodeFailed, MessagesDropped, ServerErrorReceived};
 use crate::telemetry::{LogThrottle, Metrics};
-use crate::upbit::{decode_frame_with, DecodeError, Message};
+use crate::upbit::{decode_frame_with, DataType, DecodeError, Message};
 
 /// How often a flood of bad frames or drops may write a log line.
 const LOG_EVERY: Duration = Duration::from_secs(10);
@@ -22,9 +23,12 @@ const LOG_EVERY: Duration = Duration::from_secs(10);
 pub struct DecoderActor {
     metrics: Metrics,
     status: StatusBoard,
-    sink: Recipient<FrameDecoded>,
+    sink: Recipient<FramesDecoded>,
     max_frame_bytes: usize,
-    mailbox_capacity: usize,
+    /// Frames waiting for this actor (released here).
+    inbound: StageQueue,
+    /// Messages waiting for the metrics actor (reserved here).
+    outbound: StageQueue,
     decode_log: LogThrottle,
     drop_log: LogThrottle,
 }
@@ -33,16 +37,18 @@ impl DecoderActor {
     pub fn new(
         metrics: Metrics,
         status: StatusBoard,
-        sink: Recipient<FrameDecoded>,
+        sink: Recipient<FramesDecoded>,
         max_frame_bytes: usize,
-        mailbox_capacity: usize,
+        inbound: StageQueue,
+        outbound: StageQueue,
     ) -> Self {
         Self {
             metrics,
             status,
             sink,
             max_frame_bytes,
-            mailbox_capacity,
+            inbound,
+            outbound,
             decode_log: LogThrottle::new(LOG_EVERY),
             drop_log: LogThrottle::new(LOG_EVERY),
         }
@@ -69,15 +75,62 @@ impl Actor for DecoderActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(self.mailbox_capacity);
+        // The stage queue bounds what waits, in frames; the mailbox only needs to hold as many
+        // envelopes (batches of at least one frame).
+        ctx.set_mailbox_capacity(self.inbound.capacity());
     }
 }
 
-impl Handler<FrameReceived> for DecoderActor {
+impl Handler<FramesReceived> for DecoderActor {
     type Result = ();
 
-    fn handle(&mut self, frame: FrameReceived, _: &mut Self::Context) {
-        let payload = &frame.payload[..];
+    fn handle(&mut self, batch: FramesReceived, _: &mut Self::Context) {
+        let frames = batch.payloads.len();
+        let mut messages = Vec::with_capacity(frames);
+        let mut frame_sizes = Vec::with_capacity(frames);
+        for payload in &batch.payloads {
+            let before = messages.len();
+            self.decode(payload, &mut messages);
+            if let Some(first) = messages.get(before) {
+                frame_sizes.push((data_type(first), payload.len()));
+            }
+        }
+        self.inbound.release(frames);
+        if messages.is_empty() {
+            return;
+        }
+        let wanted = messages.len();
+        let granted = self.outbound.reserve(wanted);
+        messages.truncate(granted);
+        let mut dropped = wanted - granted;
+        if granted > 0 {
+            let decoded = FramesDecoded {
+                messages,
+                frame_sizes,
+                received_at: batch.received_at,
+                read_at: batch.read_at,
+            };
+            if self.sink.try_send(decoded).is_err() {
+                self.outbound.release(granted);
+                dropped = wanted;
+            }
+        }
+        if dropped > 0 {
+            let log = self.drop_log.allow();
+            MessagesDropped {
+                stage: "metrics",
+                reason: "queue_full",
+                count: dropped as u64,
+                log,
+            }
+            .emit(&self.metrics);
+        }
+    }
+}
+
+impl DecoderActor {
+    /// Decodes one frame: market messages to `out`, everything else handled here.
+    fn decode(&mut self, payload: &[u8], out: &mut Vec<Message>) {
         if payload.len() > self.max_frame_bytes {
             let error = DecodeError::Oversized {
                 size: payload.len(),
@@ -86,7 +139,6 @@ impl Handler<FrameReceived> for DecoderActor {
             self.decode_failed(&error, payload);
             return;
         }
-        let mut messages = Vec::new();
         let mut failures = Vec::new();
         decode_frame_with(payload, |result| match result {
             Ok(Message::Status(_)) => {}
@@ -102,30 +154,21 @@ impl Handler<FrameReceived> for DecoderActor {
                 );
                 self.status.update(|s| s.acknowledged = Some(list.result));
             }
-            Ok(market) => messages.push(market),
+            Ok(market) => out.push(market),
             Err(error) => failures.push(error),
         });
         for error in &failures {
             self.decode_failed(error, payload);
         }
-        if messages.is_empty() {
-            return;
-        }
-        let count = messages.len() as u64;
-        let decoded = FrameDecoded {
-            messages,
-            received_at: frame.received_at,
-            frame_bytes: payload.len(),
-        };
-        if self.sink.try_send(decoded).is_err() {
-            let log = self.drop_log.allow();
-            MessagesDropped {
-                stage: "metrics",
-                reason: "queue_full",
-                count,
-                log,
-            }
-            .emit(&self.metrics);
-        }
+    }
+}
+
+/// The data type of a market message.
+fn data_type(message: &Message) -> DataType {
+    match message {
+        Message::Trade(_) => DataType::Trade,
+        Message::Orderbook(_) => DataType::Orderbook,
+        Message::Candle(c) => DataType::Candle(c.interval),
+        _ => DataType::Ticker,
     }
 }

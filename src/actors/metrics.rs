@@ -11,8 +11,9 @@ use std::time::SystemTime;
 use actix::{Actor, Context, Handler};
 use prometheus::{Counter, Gauge, Histogram, IntCounter, IntGauge};
 
+use super::queue::StageQueue;
 use crate::messages::{
-    FrameDecoded, GetLastMessageTimes, GetMarket, GetMarkets, SubscriptionChanged,
+    FramesDecoded, GetLastMessageTimes, GetMarket, GetMarkets, SubscriptionChanged,
 };
 use crate::status::unix_seconds;
 use crate::telemetry::events::MessagesDropped;
@@ -62,19 +63,20 @@ pub struct MetricsActor {
     codes: HashMap<String, CodeSeries>,
     sizes: HashMap<DataType, Histogram>,
     delays: HashMap<DataType, Histogram>,
-    mailbox_capacity: usize,
+    /// Messages waiting for this actor (released here).
+    inbound: StageQueue,
     drop_log: LogThrottle,
 }
 
 impl MetricsActor {
-    pub fn new(metrics: Metrics, subscription: Subscription, mailbox_capacity: usize) -> Self {
+    pub fn new(metrics: Metrics, subscription: Subscription, inbound: StageQueue) -> Self {
         let mut actor = Self {
             metrics,
             subscription: Subscription::default(),
             codes: HashMap::new(),
             sizes: HashMap::new(),
             delays: HashMap::new(),
-            mailbox_capacity,
+            inbound,
             drop_log: LogThrottle::new(std::time::Duration::from_secs(10)),
         };
         actor.apply_subscription(subscription);
@@ -340,33 +342,29 @@ impl Actor for MetricsActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(self.mailbox_capacity);
+        // Bounded in messages by the stage queue; envelopes hold at least one message each.
+        ctx.set_mailbox_capacity(self.inbound.capacity());
     }
 }
 
-impl Handler<FrameDecoded> for MetricsActor {
+impl Handler<FramesDecoded> for MetricsActor {
     type Result = ();
 
-    fn handle(&mut self, frame: FrameDecoded, _: &mut Self::Context) {
-        let received_unix = unix_seconds(frame.received_at);
-        if let Some(first) = frame.messages.first() {
-            let data_type = match first {
-                Message::Ticker(_) => Some(DataType::Ticker),
-                Message::Trade(_) => Some(DataType::Trade),
-                Message::Orderbook(_) => Some(DataType::Orderbook),
-                Message::Candle(c) => Some(DataType::Candle(c.interval)),
-                _ => None,
-            };
-            if let Some(histogram) = data_type.and_then(|t| self.sizes.get(&t)) {
-                histogram.observe(frame.frame_bytes as f64);
+    fn handle(&mut self, batch: FramesDecoded, _: &mut Self::Context) {
+        let received_unix = unix_seconds(batch.received_at);
+        for (data_type, bytes) in &batch.frame_sizes {
+            if let Some(histogram) = self.sizes.get(data_type) {
+                histogram.observe(*bytes as f64);
             }
         }
+        let count = batch.messages.len();
         let mut unsubscribed = 0;
-        for message in frame.messages {
-            if !self.record(message, frame.received_at, received_unix) {
+        for message in batch.messages {
+            if !self.record(message, batch.received_at, received_unix) {
                 unsubscribed += 1;
             }
         }
+        self.inbound.release(count);
         if unsubscribed > 0 {
             // Messages for pairs no longer (or not yet) subscribed: expected briefly around a
             // subscription change; counted, never turned into new series.
@@ -378,6 +376,11 @@ impl Handler<FrameDecoded> for MetricsActor {
                 log,
             }
             .emit(&self.metrics);
+        }
+        // One observation per frame: every frame of a batch was read and finished together.
+        let latency = batch.read_at.elapsed().as_secs_f64();
+        for _ in 0..batch.frame_sizes.len() {
+            self.metrics.pipeline_latency.observe(latency);
         }
     }
 }

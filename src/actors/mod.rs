@@ -7,3 +7,4 @@ pub mod connection;
 pub mod decoder;
 pub mod metrics;
 pub mod pacing;
+pub mod queue;

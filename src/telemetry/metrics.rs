@@ -53,6 +53,12 @@ const DELAY_BUCKETS: [f64; 12] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0,
 ];
 
+/// Socket-to-metric latency: tens of microseconds when healthy, up to a second when backed up.
+const PIPELINE_BUCKETS: [f64; 14] = [
+    0.000_01, 0.000_02, 0.000_05, 0.000_1, 0.000_2, 0.000_5, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05,
+    0.1, 1.0,
+];
+
 /// The collectors, shared by the actors (all are cheap atomic handles).
 #[derive(Clone)]
 pub struct Metrics {
@@ -74,6 +80,7 @@ pub struct Metrics {
     pub pongs_received: IntCounter,
     pub last_message_timestamp: GaugeVec,
     pub exchange_delay: HistogramVec,
+    pub pipeline_latency: prometheus::Histogram,
     pub trade_price: GaugeVec,
     pub signed_change_rate: GaugeVec,
     pub acc_trade_volume_24h: GaugeVec,
@@ -118,6 +125,7 @@ impl Metrics {
             pongs_received: IntCounter::with_opts(opts("upbit_pongs_received_total", "WebSocket pongs received."))?,
             last_message_timestamp: GaugeVec::new(opts("upbit_last_message_timestamp_seconds", "Unix time at which the last message of this type and code was received."), &["type", "code"])?,
             exchange_delay: HistogramVec::new(HistogramOpts::new("upbit_exchange_delay_seconds", "Receive time minus the message's exchange timestamp.").buckets(DELAY_BUCKETS.to_vec()), &["type"])?,
+            pipeline_latency: prometheus::Histogram::with_opts(HistogramOpts::new("upbit_pipeline_latency_seconds", "Time from reading a frame off the socket to its metrics being updated.").buckets(PIPELINE_BUCKETS.to_vec()))?,
             trade_price: GaugeVec::new(opts("upbit_trade_price", "Last traded price (from tickers and trades)."), &["code"])?,
             signed_change_rate: GaugeVec::new(opts("upbit_signed_change_rate", "Change against the previous close, as a signed ratio (ticker)."), &["code"])?,
             acc_trade_volume_24h: GaugeVec::new(opts("upbit_acc_trade_volume_24h", "Traded volume over the last 24 h (ticker)."), &["code"])?,
@@ -175,6 +183,7 @@ impl Metrics {
         r.register(Box::new(self.pongs_received.clone()))?;
         r.register(Box::new(self.last_message_timestamp.clone()))?;
         r.register(Box::new(self.exchange_delay.clone()))?;
+        r.register(Box::new(self.pipeline_latency.clone()))?;
         r.register(Box::new(self.trade_price.clone()))?;
         r.register(Box::new(self.signed_change_rate.clone()))?;
         r.register(Box::new(self.acc_trade_volume_24h.clone()))?;
