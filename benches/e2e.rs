@@ -163,7 +163,9 @@ fn main() {
             run.cpu_secs / frames as f64 * 1e6
         );
         steps.push(json!({ "offered": offered, "counted_per_sec": run.frames_per_sec, "dropped": run.dropped }));
-        if run.dropped > 0 {
+        // A step is sustained when nothing was dropped and the service kept pace; past its
+        // ceiling TCP pushes back on the simulator instead, so the count falls behind the offer.
+        if run.dropped > 0 || run.frames_per_sec < 0.95 * offered {
             break;
         }
         sustained = run.frames_per_sec;
@@ -172,7 +174,7 @@ fn main() {
     let flood = service_firehose("ticker", "DEFAULT", flood_frames, None);
     let floor_flood = floor_run("ticker", "DEFAULT", flood_frames, None);
     println!(
-        "\nhighest step without drops: {sustained:.0} frames/s counted\n\
+        "\nsustained (no drops, at least 95% of the offer counted): {sustained:.0} frames/s\n\
          flood (firehose unpaced, {flood_frames} frames): the service counts {:.0} frames/s, {:.1}% dropped \
          (and counted); the floor reads the same flood at {:.0} frames/s",
         flood.frames_per_sec,

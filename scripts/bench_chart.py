@@ -1,0 +1,63 @@
+"""Draws docs/perf.png from the end-to-end bench's JSON (cargo bench --bench e2e -- --json).
+
+Left: CPU per frame of the service beside the floor for each message type and format.
+Right: the sustained-throughput ladder, counted against offered frames per second.
+"""
+
+import json
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def main(source: str, target: str) -> None:
+    with open(source, encoding="utf-8") as f:
+        report = json.load(f)
+    rows = report["cpu_per_frame"]
+    steps = report["sustained"]["steps"]
+
+    fig, (cpu, rate) = plt.subplots(1, 2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [3, 2]})
+
+    labels = [f"{r['type']}\n{r['format']}" for r in rows]
+    xs = range(len(rows))
+    width = 0.38
+    cpu.bar([x - width / 2 for x in xs], [r["service_cpu_us_per_frame"] for r in rows], width,
+            label="upbit-exporter (decode + every metric)", color="#2b6cb0")
+    cpu.bar([x + width / 2 for x in xs], [r["floor_cpu_us_per_frame"] for r in rows], width,
+            label="floor (awc read + serde into a struct)", color="#a0aec0")
+    for x, r in zip(xs, rows):
+        cpu.annotate(f"{r['ratio_to_floor']:.2f}x", (x - width / 2, r["service_cpu_us_per_frame"]),
+                     ha="center", va="bottom", fontsize=8)
+    cpu.set_xticks(list(xs))
+    cpu.set_xticklabels(labels, fontsize=8)
+    cpu.set_ylabel("CPU µs per frame (user + sys)")
+    cpu.set_title(f"CPU per frame at {rows[0]['rate'] / 1000:.0f}k frames/s")
+    cpu.legend(fontsize=8, loc="upper left")
+
+    offered = [s["offered"] / 1000 for s in steps]
+    counted = [s["counted_per_sec"] / 1000 for s in steps]
+    colors = ["#2f855a" if s["dropped"] == 0 else "#c53030" for s in steps]
+    rate.plot(offered, offered, linestyle="--", color="#a0aec0", label="offered")
+    rate.scatter(offered, counted, c=colors, zorder=3, label="counted (red: with drops)")
+    rate.plot(offered, counted, color="#2b6cb0")
+    floor = report["sustained"].get("floor_flood_frames_per_sec")
+    if floor:
+        rate.axhline(floor / 1000, color="#718096", linestyle=":", label="floor, unpaced flood")
+    rate.set_xlabel("offered k frames/s (ticker DEFAULT, 2 s per step)")
+    rate.set_ylabel("counted k frames/s")
+    rate.set_title("Sustained throughput")
+    rate.legend(fontsize=8, loc="upper left")
+
+    fig.suptitle(f"upbit-exporter end-to-end, {report['machine']}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(target, dpi=110)
+    print(f"chart written to {target}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        sys.exit("usage: bench_chart.py E2E_JSON OUTPUT_PNG")
+    main(sys.argv[1], sys.argv[2])
