@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use support::*;
 
-/// Longest a clean stop may take (Kubernetes' grace period in deploy/ is 15 s).
+/// Longest a clean stop may take (well inside terminationGracePeriodSeconds in deploy/).
 const STOP_WITHIN: Duration = Duration::from_secs(8);
 
 fn spawn_service(ws_url: &str, extra: &[(&str, &str)]) -> Child {
@@ -61,6 +61,34 @@ async fn sigterm_while_connected_sends_close_1000_and_exits_0() {
     .await;
     eventually("data flowing (a burst in progress)", || async {
         when(sim.stats().frames_sent > 50)
+    })
+    .await;
+    terminate(&child);
+    assert_eq!(exit_code_within(&mut child, STOP_WITHIN).await, 0);
+    let stats = eventually("the simulator saw the close", || async {
+        let stats = sim.stats();
+        when(!stats.close_codes_received.is_empty()).map(|_| stats)
+    })
+    .await;
+    assert_eq!(stats.close_codes_received, vec![1000]);
+    sim.stop().await;
+}
+
+#[actix_web::test]
+async fn sigterm_during_a_firehose_exits_0_with_a_close_frame() {
+    let sim = start_simulator(|c| {
+        c.rate = 0.0;
+        c.firehose = true;
+        c.firehose_rate = Some(50_000.0);
+        c.markets = Some(vec!["KRW-BTC".into(), "KRW-ETH".into()]);
+    })
+    .await;
+    let mut child = spawn_service(
+        &sim.ws_url(),
+        &[("UPBIT_EXPORTER__UPBIT__CODES", "KRW-BTC,KRW-ETH")],
+    );
+    eventually("the flood under way", || async {
+        when(sim.stats().frames_sent > 20_000)
     })
     .await;
     terminate(&child);

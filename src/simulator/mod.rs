@@ -112,7 +112,8 @@ pub enum Fault {
     ErrorFrame {
         name: String,
     },
-    /// Answer upgrades with 429 or 418 for a while, with an optional `Retry-After`.
+    /// Answer upgrades with 429 or 418 for a while. `Retry-After` is `retry_after_secs`, or the
+    /// time left when it is absent; `0` sends no `Retry-After` at all.
     RefuseHandshakes {
         status: u16,
         duration_ms: u64,
@@ -266,13 +267,18 @@ impl Shared {
         self.started.elapsed().as_millis() as u64
     }
 
-    /// The connection gate: `Some((status, retry_after))` refuses the upgrade.
-    fn admit(&self, now: Instant) -> Option<(u16, u64)> {
+    /// The connection gate: `Some((status, retry_after))` refuses the upgrade (`Retry-After` in
+    /// seconds; `None` sends no header).
+    fn admit(&self, now: Instant) -> Option<(u16, Option<u64>)> {
         let mut control = lock(&self.control);
         let config = &self.config;
         if let Some((status, until, retry)) = control.refuse {
             if now < until {
-                let retry = retry.unwrap_or_else(|| until.duration_since(now).as_secs().max(1));
+                let retry = match retry {
+                    Some(0) => None,
+                    Some(secs) => Some(secs),
+                    None => Some(until.duration_since(now).as_secs().max(1)),
+                };
                 return Some((status, retry));
             }
             control.refuse = None;
@@ -281,7 +287,7 @@ impl Shared {
             return None;
         }
         if let Some(until) = control.ban_until.filter(|u| now < *u) {
-            return Some((418, until.duration_since(now).as_secs().max(1)));
+            return Some((418, Some(until.duration_since(now).as_secs().max(1))));
         }
         while control
             .attempts
@@ -309,9 +315,9 @@ impl Shared {
             control.bans += 1;
             control.ban_until = Some(now + ban);
             control.rejections.clear();
-            return Some((418, ban.as_secs().max(1)));
+            return Some((418, Some(ban.as_secs().max(1))));
         }
-        Some((429, 1))
+        Some((429, Some(1)))
     }
 
     fn apply(&self, fault: Fault) {

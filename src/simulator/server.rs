@@ -57,11 +57,15 @@ async fn websocket(
             stats.rejected_429 += 1;
             "Too Many Requests"
         };
-        return Ok(HttpResponse::build(
+        let mut response = HttpResponse::build(
             StatusCode::from_u16(status).unwrap_or(StatusCode::TOO_MANY_REQUESTS),
-        )
-        .insert_header(("Retry-After", retry_after.to_string()))
-        .json(json!({ "error": { "name": "TOO_MANY_REQUESTS", "message": name } })));
+        );
+        if let Some(secs) = retry_after {
+            response.insert_header(("Retry-After", secs.to_string()));
+        }
+        return Ok(
+            response.json(json!({ "error": { "name": "TOO_MANY_REQUESTS", "message": name } }))
+        );
     }
     let (response, session, stream) = actix_ws::handle(&request, body)?;
     let id = shared
