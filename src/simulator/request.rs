@@ -265,4 +265,100 @@ mod tests {
             Ok(Request::ListSubscriptions { ticket: "x".into() })
         );
     }
+
+    mod properties {
+        use proptest::prelude::*;
+        use serde_json::{json, Value};
+
+        use super::super::*;
+
+        const NAMES: [&str; 5] = [
+            "WRONG_FORMAT",
+            "NO_TICKET",
+            "NO_TYPE",
+            "NO_CODES",
+            "INVALID_PARAM",
+        ];
+        const TYPES: [&str; 5] = ["ticker", "trade", "orderbook", "candle.1s", "candle.240m"];
+
+        /// Any JSON value, nested a few levels.
+        fn any_json() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::from),
+                any::<i64>().prop_map(Value::from),
+                any::<f64>().prop_map(|f| json!(f)),
+                "[ -~]{0,12}".prop_map(Value::from),
+                prop::sample::select(vec!["ticket", "type", "codes", "format", "ticker"])
+                    .prop_map(Value::from),
+            ];
+            leaf.prop_recursive(4, 64, 6, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                    prop::collection::btree_map(
+                        prop::sample::select(vec![
+                            "ticket",
+                            "type",
+                            "codes",
+                            "format",
+                            "method",
+                            "level",
+                            "is_only_snapshot",
+                            "isOnlyRealtime",
+                            "x",
+                        ])
+                        .prop_map(str::to_owned),
+                        inner,
+                        0..5
+                    )
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        proptest! {
+            /// Any text gets either a request or one of Upbit's documented error names.
+            #[test]
+            fn any_text_parses_or_gets_a_documented_error(text in "\\PC{0,200}") {
+                if let Err(error) = parse(&text) {
+                    prop_assert!(NAMES.contains(&error.name), "{}", error.name);
+                }
+            }
+
+            #[test]
+            fn any_json_shape_parses_or_gets_a_documented_error(value in any_json()) {
+                if let Err(error) = parse(&value.to_string()) {
+                    prop_assert!(NAMES.contains(&error.name), "{}", error.name);
+                }
+            }
+
+            /// Every well-formed request parses to exactly what it asked for.
+            #[test]
+            fn well_formed_requests_round_trip(
+                ticket in "[a-z0-9-]{1,36}",
+                picks in prop::collection::vec(
+                    (0usize..TYPES.len(), prop::collection::vec("[A-Z]{3}-[A-Z0-9]{1,6}", 1..5)),
+                    1..4,
+                ),
+                format in prop::sample::select(vec!["DEFAULT", "SIMPLE", "JSON_LIST", "SIMPLE_LIST"]),
+            ) {
+                let mut parts = vec![json!({ "ticket": ticket })];
+                for (t, codes) in &picks {
+                    parts.push(json!({ "type": TYPES[*t], "codes": codes }));
+                }
+                parts.push(json!({ "format": format }));
+                let parsed = parse(&Value::Array(parts).to_string());
+                let Ok(Request::Subscribe { ticket: got, types, format: got_format }) = parsed else {
+                    return Err(TestCaseError::fail(format!("{parsed:?}")));
+                };
+                prop_assert_eq!(got, ticket);
+                prop_assert_eq!(got_format.as_str(), format);
+                prop_assert_eq!(types.len(), picks.len());
+                for (parsed, (t, codes)) in types.iter().zip(&picks) {
+                    prop_assert_eq!(parsed.data_type.as_str(), TYPES[*t]);
+                    prop_assert_eq!(&parsed.codes, codes);
+                }
+            }
+        }
+    }
 }
