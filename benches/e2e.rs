@@ -70,8 +70,9 @@ fn options() -> Options {
 fn main() {
     let options = options();
     if !options.bench {
-        // Built as a test target: nothing to test, and no timings belong in the test suite.
-        println!("e2e: run with `cargo bench --bench e2e`");
+        // Run as a test target (`cargo test --all-targets`, nextest's `--list`): nothing to test,
+        // and no timings belong in the test suite. stdout stays empty: nextest parses it.
+        eprintln!("e2e: run with `cargo bench --bench e2e`");
         return;
     }
     let machine = machine();
