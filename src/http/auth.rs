@@ -110,17 +110,76 @@ pub async fn read_json<T: DeserializeOwned>(
         }
         body.extend_from_slice(&chunk);
     }
-    serde_json::from_slice(&body).map_err(|e| {
-        let message: String = e
-            .to_string()
-            .chars()
-            .flat_map(char::escape_default)
-            .take(300)
-            .collect();
-        if e.is_data() {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", message)
-        } else {
-            ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", message)
+    // A key given twice is ambiguous (parsers disagree on which one wins): refused, not guessed.
+    serde_json::from_slice::<UniqueKeys>(&body)
+        .and_then(|_| serde_json::from_slice(&body))
+        .map_err(|e| {
+            let message: String = e
+                .to_string()
+                .chars()
+                .flat_map(char::escape_default)
+                .take(300)
+                .collect();
+            if e.is_data() {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", message)
+            } else {
+                ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", message)
+            }
+        })
+}
+
+/// Walks any JSON value and fails on the first object that repeats a key.
+struct UniqueKeys;
+
+impl<'de> serde::Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(UniqueKeysVisitor)
+    }
+}
+
+struct UniqueKeysVisitor;
+
+impl<'de> serde::de::Visitor<'de> for UniqueKeysVisitor {
+    type Value = UniqueKeys;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_unit<E>(self) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<UniqueKeys, A::Error> {
+        while seq.next_element::<UniqueKeys>()?.is_some() {}
+        Ok(UniqueKeys)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<UniqueKeys, A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if !seen.insert(key.clone()) {
+                return Err(serde::de::Error::custom(format_args!(
+                    "duplicate key {key:?}"
+                )));
+            }
+            map.next_value::<UniqueKeys>()?;
         }
-    })
+        Ok(UniqueKeys)
+    }
 }
