@@ -93,14 +93,19 @@ pub fn path_error(error: actix_web::error::PathError, _: &HttpRequest) -> actix_
 }
 
 /// A known route called with the wrong method.
-pub async fn method_not_allowed(request: HttpRequest) -> HttpResponse {
-    ApiError::new(
+pub fn method_not_allowed(request: HttpRequest, allow: &'static str) -> HttpResponse {
+    let mut response = ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
         format!(
-            "{} is not allowed here; see /api/v1/openapi.json",
+            "{} is not allowed here (allowed: {allow}); see /api/v1/openapi.json",
             request.method()
         ),
     )
-    .error_response()
+    .error_response();
+    response.headers_mut().insert(
+        actix_web::http::header::ALLOW,
+        actix_web::http::header::HeaderValue::from_static(allow),
+    );
+    response
 }

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix::Addr;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::actors::connection::ConnectionActor;
 use crate::actors::metrics::MetricsActor;
@@ -43,28 +43,32 @@ pub struct AppState {
     pub format: Format,
 }
 
-/// Registers every route.
+/// Registers every route. Each documented path answers other methods with 405 and `Allow`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(web::QueryConfig::default().error_handler(error::query_error))
         .app_data(web::PathConfig::default().error_handler(error::path_error))
-        .route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz))
-        .route("/api/v1/openapi.json", web::get().to(openapi))
-        .route("/api/v1/status", web::get().to(control::status))
+        .service(resource("/healthz", "GET").route(web::get().to(health::healthz)))
+        .service(resource("/readyz", "GET").route(web::get().to(health::readyz)))
+        // GET /metrics is answered by the actix-web-prom middleware before routing.
+        .service(resource("/metrics", "GET"))
+        .service(resource("/api/v1/openapi.json", "GET").route(web::get().to(openapi)))
+        .service(resource("/api/v1/status", "GET").route(web::get().to(control::status)))
         .service(
-            web::resource("/api/v1/subscriptions")
+            resource("/api/v1/subscriptions", "GET, PUT, PATCH")
                 .route(web::get().to(control::get_subscriptions))
                 .route(web::put().to(control::put_subscriptions))
-                .route(web::patch().to(control::patch_subscriptions))
-                .default_service(web::to(error::method_not_allowed)),
+                .route(web::patch().to(control::patch_subscriptions)),
         )
-        .service(
-            web::resource("/api/v1/reconnect")
-                .route(web::post().to(control::reconnect))
-                .default_service(web::to(error::method_not_allowed)),
-        )
-        .route("/api/v1/markets", web::get().to(data::markets))
-        .route("/api/v1/markets/{code}", web::get().to(data::market));
+        .service(resource("/api/v1/reconnect", "POST").route(web::post().to(control::reconnect)))
+        .service(resource("/api/v1/markets", "GET").route(web::get().to(data::markets)))
+        .service(resource("/api/v1/markets/{code}", "GET").route(web::get().to(data::market)));
+}
+
+/// A resource whose unmatched methods get 405 with `Allow: allow`.
+fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(move |request: HttpRequest| async move {
+        error::method_not_allowed(request, allow)
+    }))
 }
 
 async fn openapi() -> HttpResponse {
