@@ -606,4 +606,60 @@ mod tests {
         assert!(wrong_type.to_string().contains("codes"), "{wrong_type}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        /// Every key an operator can set through the environment.
+        const KEYS: [&str; 18] = [
+            "UPBIT_EXPORTER__UPBIT__URL",
+            "UPBIT_EXPORTER__UPBIT__CODES",
+            "UPBIT_EXPORTER__UPBIT__TYPES",
+            "UPBIT_EXPORTER__UPBIT__FORMAT",
+            "UPBIT_EXPORTER__CONNECTION__PING_INTERVAL",
+            "UPBIT_EXPORTER__CONNECTION__IDLE_TIMEOUT",
+            "UPBIT_EXPORTER__CONNECTION__BACKOFF_MIN",
+            "UPBIT_EXPORTER__CONNECTION__BACKOFF_MAX",
+            "UPBIT_EXPORTER__CONNECTION__CONNECT_TIMEOUT",
+            "UPBIT_EXPORTER__CONNECTION__BAN_PENALTY",
+            "UPBIT_EXPORTER__PIPELINE__QUEUE_CAPACITY",
+            "UPBIT_EXPORTER__PIPELINE__MAX_FRAME_BYTES",
+            "UPBIT_EXPORTER__HTTP__LISTEN",
+            "UPBIT_EXPORTER__HTTP__WORKERS",
+            "UPBIT_EXPORTER__CONTROL__TOKEN",
+            "UPBIT_EXPORTER__CONTROL__MAX_CODES",
+            "UPBIT_EXPORTER__CONTROL__MAX_BODY_BYTES",
+            "UPBIT_EXPORTER__CONTROL__PROTECT_READS",
+        ];
+
+        fn hostile_value() -> impl Strategy<Value = String> {
+            prop_oneof![
+                "\\PC{0,40}",
+                "-?[0-9]{1,25}(ms|s|m|h|d)?",
+                "[A-Za-z,\\- ]{0,40}",
+                Just("18446744073709551616".to_owned()),
+                Just("0s".to_owned()),
+                Just("ws://[::1".to_owned()),
+                Just(",,,".to_owned()),
+            ]
+        }
+
+        proptest! {
+            /// Any value for any key loads or is refused with a message; never a panic.
+            #[test]
+            fn any_environment_loads_or_is_refused_with_a_message(
+                pairs in prop::collection::vec((0usize..KEYS.len(), hostile_value()), 1..5),
+            ) {
+                let env = pairs
+                    .into_iter()
+                    .map(|(k, v)| (KEYS[k].to_owned(), v))
+                    .collect();
+                if let Err(error) = Settings::load(Sources { file: None, env }) {
+                    prop_assert!(!error.to_string().is_empty());
+                }
+            }
+        }
+    }
 }
