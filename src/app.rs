@@ -19,14 +19,15 @@ use prometheus::Registry;
 
 use crate::actors::connection::{ConnectionActor, ConnectionConfig, ConnectionPeers};
 use crate::actors::decoder::DecoderActor;
+use crate::actors::manager::{ManagerConfig, SpawnConnection, SubscriptionManager};
 use crate::actors::metrics::MetricsActor;
-use crate::actors::pacing::RateWindow;
+use crate::actors::pacing::{RateWindow, RequestBudget};
 use crate::actors::queue::{QueueDepthCollector, StageQueue};
 use crate::control::load_state;
 use crate::http::{self, AppState};
 use crate::messages::Shutdown;
 use crate::settings::Settings;
-use crate::status::{LinkState, StatusBoard};
+use crate::status::{LinkState, StatusBoard, StatusBoards};
 use crate::telemetry::Metrics;
 
 /// How long the HTTP server may take to finish in-flight requests at shutdown.
@@ -48,11 +49,12 @@ pub enum StartError {
 pub struct AppHandle {
     /// Where the HTTP server listens (useful with port 0).
     pub http_addr: SocketAddr,
-    /// The connection's state.
+    /// The first connection's state.
     pub status: StatusBoard,
     /// The registry behind `/metrics`.
     pub registry: Registry,
-    connection: Addr<ConnectionActor>,
+    boards: StatusBoards,
+    manager: Addr<SubscriptionManager>,
     server: ServerHandle,
     pipeline: Arbiter,
 }
@@ -98,10 +100,11 @@ pub async fn start(settings: Settings) -> Result<AppHandle, StartError> {
             MetricsActor::new(metrics, subscription, inbound)
         })
     };
+    let boards = StatusBoards::new(status.clone());
     let decoder = {
         let (metrics, status, sink) = (
             metrics.clone(),
-            status.clone(),
+            boards.clone(),
             metrics_actor.clone().recipient(),
         );
         let max_frame_bytes = settings.pipeline.max_frame_bytes;
@@ -110,18 +113,43 @@ pub async fn start(settings: Settings) -> Result<AppHandle, StartError> {
             DecoderActor::new(metrics, status, sink, max_frame_bytes, inbound, outbound)
         })
     };
-    let peers = ConnectionPeers {
-        decoder: decoder.recipient(),
-        decoder_queue,
-        metrics_actor: metrics_actor.clone().recipient(),
-        metrics: metrics.clone(),
-        status: status.clone(),
-        attempt_budget: Arc::new(Mutex::new(RateWindow::upbit_connections())),
+    // The manager and every connection run on the pipeline thread beside the decoder (never on
+    // the caller's thread, which may be busy); the manager starts connections as the
+    // subscription needs them, all sharing Upbit's budgets for attempts and requests.
+    let spawn: SpawnConnection = {
+        let (arbiter, decoder, metrics) = (pipeline.handle(), decoder.recipient(), metrics.clone());
+        let config = ConnectionConfig::from_settings(&settings);
+        let attempt_budget = Arc::new(Mutex::new(RateWindow::upbit_connections()));
+        let request_budget = Arc::new(Mutex::new(RequestBudget::default()));
+        Box::new(move |index, status, subscription| {
+            let peers = ConnectionPeers {
+                decoder: decoder.clone(),
+                decoder_queue: decoder_queue.clone(),
+                metrics: metrics.clone(),
+                status,
+                attempt_budget: attempt_budget.clone(),
+                request_budget: request_budget.clone(),
+            };
+            let config = ConnectionConfig {
+                index,
+                ..config.clone()
+            };
+            Supervisor::start_in_arbiter(&arbiter, move |_| {
+                ConnectionActor::new(config, peers, subscription)
+            })
+        })
     };
-    let config = ConnectionConfig::from_settings(&settings);
-    let connection = Supervisor::start_in_arbiter(&pipeline.handle(), move |_| {
-        ConnectionActor::new(config, peers, subscription)
-    });
+    let manager = {
+        let config = ManagerConfig::from_settings(&settings);
+        let (boards, sink, metrics) = (
+            boards.clone(),
+            metrics_actor.clone().recipient(),
+            metrics.clone(),
+        );
+        SubscriptionManager::start_in_arbiter(&pipeline.handle(), move |_| {
+            SubscriptionManager::new(config, subscription, boards, spawn, sink, metrics)
+        })
+    };
 
     let prometheus = PrometheusMetricsBuilder::new("upbit")
         .registry(registry.clone())
@@ -132,9 +160,9 @@ pub async fn start(settings: Settings) -> Result<AppHandle, StartError> {
         .build()
         .map_err(|e| StartError::Metrics(e.to_string()))?;
     let state = AppState {
-        status: status.clone(),
+        status: boards.clone(),
         freshness: settings.connection.idle_timeout,
-        connection: connection.clone(),
+        manager: manager.clone(),
         metrics_actor,
         auth: http::auth::Auth {
             token: settings.control.token.clone(),
@@ -185,7 +213,8 @@ pub async fn start(settings: Settings) -> Result<AppHandle, StartError> {
         http_addr,
         status,
         registry,
-        connection,
+        boards,
+        manager,
         server: handle,
         pipeline,
     })
@@ -220,17 +249,23 @@ impl AppHandle {
         format!("http://{}", self.http_addr)
     }
 
-    /// The connection actor, for control messages.
-    pub fn connection(&self) -> &Addr<ConnectionActor> {
-        &self.connection
+    /// The subscription manager, for control messages.
+    pub fn manager(&self) -> &Addr<SubscriptionManager> {
+        &self.manager
     }
 
-    /// Closes the Upbit link with 1000, stops the HTTP server and the pipeline thread.
+    /// Closes every Upbit link with 1000, stops the HTTP server and the pipeline thread.
     pub async fn shutdown(self) {
         log::info!("shutting down");
-        let _ = self.connection.send(Shutdown).await;
+        let _ = self.manager.send(Shutdown).await;
         let deadline = Instant::now() + Duration::from_secs(3);
-        while self.status.snapshot().state != LinkState::Stopped && Instant::now() < deadline {
+        let stopped = |boards: &StatusBoards| {
+            boards
+                .all()
+                .iter()
+                .all(|b| b.snapshot().state == LinkState::Stopped)
+        };
+        while !stopped(&self.boards) && Instant::now() < deadline {
             actix_rt::time::sleep(Duration::from_millis(20)).await;
         }
         self.server.stop(true).await;

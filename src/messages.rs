@@ -18,6 +18,8 @@ use crate::upbit::{self, Subscription};
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub struct FramesReceived {
+    /// Index of the connection that read them.
+    pub connection: usize,
     /// The frames' payloads, untouched, in arrival order.
     pub payloads: Vec<Bytes>,
     /// Wall-clock time the frames were read, for delay and staleness metrics.
@@ -81,10 +83,22 @@ pub struct GetSubscription;
 /// The desired subscription and its revision (bumped by every accepted change).
 #[derive(Debug, Clone)]
 pub struct SubscriptionView {
-    /// The subscription.
+    /// The subscription as set: codes and patterns.
     pub subscription: Subscription,
     /// Starts at 0; +1 per accepted change.
     pub revision: u64,
+    /// What Upbit is asked for: patterns resolved against the market list.
+    pub resolved: Subscription,
+    /// Codes carried by each connection, by index.
+    pub connection_codes: Vec<usize>,
+}
+
+/// This connection's share of the resolved subscription (from the SubscriptionManager): sent
+/// on the live link as one replace-all message, within Upbit's request limits.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct SetSubscription {
+    pub subscription: Subscription,
 }
 
 // --- MetricsActor queries (data API) ----------------------------------------------------------

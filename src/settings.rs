@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use crate::control::Secret;
 use crate::duration::parse_duration;
-use crate::upbit::types::code_problem;
+use crate::upbit::types::entry_problem;
 use crate::upbit::{DataType, Format, Subscription};
 
 /// The defaults, with a comment on every key: the operator's reference.
@@ -30,6 +30,16 @@ pub struct Settings {
     pub pipeline: PipelineSettings,
     pub http: HttpSettings,
     pub control: ControlSettings,
+    pub discovery: DiscoverySettings,
+}
+
+/// `[discovery]`: the market list that patterns such as `KRW-*` resolve against.
+#[derive(Debug, Clone)]
+pub struct DiscoverySettings {
+    /// `GET` URL of Upbit's market list; derived from `upbit.url` unless set.
+    pub url: String,
+    /// How often the list is fetched again; zero fetches it once at start.
+    pub refresh: Duration,
 }
 
 /// `[control]`: who may change what, and limits on what they send.
@@ -75,6 +85,9 @@ pub struct ConnectionSettings {
     pub backoff_max: Duration,
     pub connect_timeout: Duration,
     pub ban_penalty: Duration,
+    /// Codes one connection carries at most; beyond, the subscription is spread over several
+    /// connections. 0: no limit (one connection).
+    pub max_codes_per_connection: usize,
 }
 
 /// `[pipeline]`: queues between actors and frame limits.
@@ -115,6 +128,14 @@ struct Raw {
     pipeline: RawPipeline,
     http: RawHttp,
     control: RawControl,
+    discovery: RawDiscovery,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDiscovery {
+    url: String,
+    refresh: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -146,6 +167,7 @@ struct RawConnection {
     backoff_max: String,
     connect_timeout: String,
     ban_penalty: String,
+    max_codes_per_connection: i64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -250,12 +272,20 @@ impl Raw {
             backoff_max: duration("backoff_max", &c.backoff_max),
             connect_timeout: duration("connect_timeout", &c.connect_timeout),
             ban_penalty: duration("ban_penalty", &c.ban_penalty),
+            max_codes_per_connection: c.max_codes_per_connection.clamp(0, 100_000) as usize,
         };
+        if !(0..=100_000).contains(&c.max_codes_per_connection) {
+            problems.push(format!(
+                "connection.max_codes_per_connection: {} is out of range 0..=100000",
+                c.max_codes_per_connection
+            ));
+        }
         if problems.len() == problems_before {
             check_connection(&connection, &mut problems);
         }
 
         let upbit = validate_upbit(self.upbit, &mut problems);
+        let discovery = validate_discovery(self.discovery, &upbit.url, &mut problems);
 
         let mut positive = |key: &str, value: i64, max: i64| {
             if (1..=max).contains(&value) {
@@ -310,11 +340,51 @@ impl Raw {
                 pipeline,
                 http,
                 control,
+                discovery,
             })
         } else {
             Err(SettingsError { problems })
         }
     }
+}
+
+fn validate_discovery(
+    raw: RawDiscovery,
+    ws_url: &str,
+    problems: &mut Vec<String>,
+) -> DiscoverySettings {
+    let refresh = parse_duration(&raw.refresh).unwrap_or_else(|e| {
+        problems.push(format!("discovery.refresh: {e}"));
+        Duration::ZERO
+    });
+    if !refresh.is_zero() && refresh < Duration::from_secs(1) {
+        problems.push("discovery.refresh: at least 1s (or 0 to fetch once)".into());
+    }
+    let url = if raw.url.trim().is_empty() {
+        market_list_url(ws_url).unwrap_or_default()
+    } else {
+        raw.url.trim().to_owned()
+    };
+    match url.parse::<awc::http::Uri>() {
+        Ok(uri) if matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some() => {}
+        _ if url.is_empty() => {} // upbit.url is invalid and already reported
+        _ => problems.push(format!(
+            "discovery.url: {url:?} is not an HTTP URL; expected https://HOST/v1/market/all"
+        )),
+    }
+    DiscoverySettings { url, refresh }
+}
+
+/// The REST market list beside a WebSocket URL: `wss://api.upbit.com/websocket/v1` →
+/// `https://api.upbit.com/v1/market/all`.
+pub fn market_list_url(ws_url: &str) -> Option<String> {
+    let uri = ws_url.parse::<awc::http::Uri>().ok()?;
+    let scheme = match uri.scheme_str()? {
+        "wss" => "https",
+        "ws" => "http",
+        _ => return None,
+    };
+    Some(format!("{scheme}://{}/v1/market/all", uri.authority()?))
 }
 
 fn check_connection(c: &ConnectionSettings, problems: &mut Vec<String>) {
@@ -407,7 +477,7 @@ fn validate_upbit(raw: RawUpbit, problems: &mut Vec<String>) -> UpbitSettings {
     }
     let mut codes: Vec<String> = Vec::with_capacity(raw.codes.len());
     for code in raw.codes.iter().map(|c| c.trim()) {
-        if let Some(problem) = code_problem(code) {
+        if let Some(problem) = entry_problem(code) {
             problems.push(format!("upbit.codes: {problem}"));
         } else if !codes.iter().any(|c| c == code) {
             codes.push(code.to_owned());

@@ -164,3 +164,59 @@ impl StatusBoard {
         }
     }
 }
+
+/// The status boards of every connection in use, by index; index 0 always exists.
+#[derive(Clone)]
+pub struct StatusBoards {
+    boards: Arc<Mutex<Vec<StatusBoard>>>,
+}
+
+impl StatusBoards {
+    /// Starts with `first` as connection 0.
+    pub fn new(first: StatusBoard) -> Self {
+        Self {
+            boards: Arc::new(Mutex::new(vec![first])),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<StatusBoard>> {
+        self.boards.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The board of connection `index`, created (with any missing before it) when new.
+    pub fn get_or_add(&self, index: usize) -> StatusBoard {
+        let mut boards = self.lock();
+        while boards.len() <= index {
+            boards.push(StatusBoard::new());
+        }
+        boards[index].clone()
+    }
+
+    /// The board of connection `index`, if it is in use.
+    pub fn get(&self, index: usize) -> Option<StatusBoard> {
+        self.lock().get(index).cloned()
+    }
+
+    /// Forgets the boards from `len` on (connections no longer in use); keeps connection 0.
+    pub fn truncate(&self, len: usize) {
+        self.lock().truncate(len.max(1));
+    }
+
+    pub fn all(&self) -> Vec<StatusBoard> {
+        self.lock().clone()
+    }
+
+    /// Why the service is not ready, if it is not: the first connection that is not.
+    pub fn not_ready_reason(&self, freshness: Duration) -> Option<String> {
+        let boards = self.all();
+        let several = boards.len() > 1;
+        boards.iter().enumerate().find_map(|(index, board)| {
+            board
+                .not_ready_reason(freshness)
+                .map(|reason| match several {
+                    true => format!("connection {index}: {reason}"),
+                    false => reason,
+                })
+        })
+    }
+}

@@ -37,6 +37,18 @@ pub fn build_client(connect_timeout: Duration, retry_after: RetryAfterSlot) -> a
         .finish()
 }
 
+/// A client for Upbit's REST API (the market list): rustls, HTTP/1.1, one overall timeout.
+pub fn rest_client(timeout: Duration) -> awc::Client {
+    install_crypto_provider();
+    let connector = awc::Connector::new()
+        .max_http_version(Version::HTTP_11)
+        .timeout(timeout);
+    awc::Client::builder()
+        .connector(connector)
+        .timeout(timeout)
+        .finish()
+}
+
 /// Maps a failed upgrade to its metric reason.
 pub fn classify(error: &WsClientError) -> ConnectFailure {
     match error {

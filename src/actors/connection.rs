@@ -29,13 +29,9 @@ use bytes::{Bytes, BytesMut};
 use futures_util::stream::{SplitSink, StreamExt};
 
 use super::client::{build_client, classify, RetryAfterSlot};
-use super::pacing::{Backoff, RateWindow};
+use super::pacing::{Backoff, RateWindow, RequestBudget};
 use super::queue::StageQueue;
-use crate::control::{save_state, ChangeError};
-use crate::messages::{
-    ChangeSubscription, FramesReceived, GetSubscription, Reconnect, Shutdown, SubscriptionChanged,
-    SubscriptionView,
-};
+use crate::messages::{FramesReceived, Reconnect, SetSubscription, Shutdown};
 use crate::settings::{ConnectionSettings, Settings};
 use crate::status::{LinkState, StatusBoard};
 use crate::telemetry::events::{
@@ -64,23 +60,20 @@ type WsSink = SplitSink<Framed<BoxedSocket, ws::Codec>, ws::Message>;
 /// Everything the connection needs besides its peers.
 #[derive(Debug, Clone)]
 pub struct ConnectionConfig {
+    /// This connection's index (0 unless the subscription is spread over several).
+    pub index: usize,
     pub url: String,
     pub format: Format,
     pub timing: ConnectionSettings,
-    /// Most distinct codes a subscription may hold.
-    pub max_codes: usize,
-    /// Where to persist the desired subscription, if anywhere.
-    pub state_file: Option<std::path::PathBuf>,
 }
 
 impl ConnectionConfig {
     pub fn from_settings(settings: &Settings) -> Self {
         Self {
+            index: 0,
             url: settings.upbit.url.clone(),
             format: settings.upbit.format,
             timing: settings.connection.clone(),
-            max_codes: settings.control.max_codes,
-            state_file: settings.control.state_file.clone(),
         }
     }
 }
@@ -90,11 +83,12 @@ pub struct ConnectionPeers {
     pub decoder: Recipient<FramesReceived>,
     /// Frames waiting for the decoder (reserved here, released by the decoder).
     pub decoder_queue: StageQueue,
-    pub metrics_actor: Recipient<SubscriptionChanged>,
     pub metrics: Metrics,
     pub status: StatusBoard,
     /// Shared by every connection of the process: Upbit counts attempts per IP.
     pub attempt_budget: Arc<Mutex<RateWindow>>,
+    /// Subscription messages, shared by every connection of the process.
+    pub request_budget: Arc<Mutex<RequestBudget>>,
 }
 
 pub struct ConnectionActor {
@@ -103,15 +97,11 @@ pub struct ConnectionActor {
     client: Option<awc::Client>,
     retry_after: RetryAfterSlot,
     subscription: Subscription,
-    revision: u64,
     backoff: Backoff,
     attempts: u64,
     /// Delay before the next attempt, decided when the last one failed or ended.
     next_delay: Duration,
     shutting_down: bool,
-    /// Resubscriptions (subscribe + LIST = 2 requests): Upbit allows 5 requests/s, 100/min.
-    resubscribe_per_sec: RateWindow,
-    resubscribe_per_min: RateWindow,
     drop_log: LogThrottle,
     link: Link,
 }
@@ -159,13 +149,10 @@ impl ConnectionActor {
             client: None,
             retry_after: Rc::new(Cell::new(None)),
             subscription,
-            revision: 0,
             backoff,
             attempts: 0,
             next_delay: Duration::ZERO,
             shutting_down: false,
-            resubscribe_per_sec: RateWindow::new(2, Duration::from_secs(1)),
-            resubscribe_per_min: RateWindow::new(48, Duration::from_secs(60)),
             drop_log: LogThrottle::new(Duration::from_secs(10)),
             link: Link::default(),
         }
@@ -239,6 +226,7 @@ impl ConnectionActor {
         }
         self.next_delay = delay;
         ConnectFailed {
+            connection: self.config.index,
             reason,
             error: &error,
             retry_in: delay,
@@ -293,13 +281,11 @@ impl ConnectionActor {
 
     /// Sends the whole desired subscription (or idles on an empty one) and asks Upbit to list it.
     fn send_subscription(&mut self) {
-        let now = Instant::now();
-        self.resubscribe_per_sec.reserve(now);
-        self.resubscribe_per_min.reserve(now);
+        self.request_budget().reserve(Instant::now());
         if self.subscription.is_empty() {
             self.link.sent = Some(Subscription::default());
             log::info!("connected with an empty subscription: idling (pings keep the link open)");
-            self.peers.metrics.connected.set(1);
+            self.peers.metrics.link_up(self.config.index, true);
             self.peers.status.update(|s| {
                 s.state = LinkState::Idle;
                 s.ticket = None;
@@ -319,6 +305,7 @@ impl ConnectionActor {
             .map(|(t, _)| t.as_str())
             .collect();
         Subscribed {
+            connection: self.config.index,
             ticket: &ticket,
             pairs: self.subscription.len(),
             codes: self.subscription.codes().len(),
@@ -344,10 +331,7 @@ impl ConnectionActor {
             return;
         }
         let now = Instant::now();
-        let at = self
-            .resubscribe_per_sec
-            .earliest(now)
-            .max(self.resubscribe_per_min.earliest(now));
+        let at = self.request_budget().earliest(now);
         self.link.flush_pending = true;
         ctx.run_later(at.saturating_duration_since(now), |act, ctx| {
             act.link.flush_pending = false;
@@ -365,6 +349,13 @@ impl ConnectionActor {
             }
             act.send_subscription();
         });
+    }
+
+    fn request_budget(&self) -> std::sync::MutexGuard<'_, RequestBudget> {
+        self.peers
+            .request_budget
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Queues a frame on the sink; false if there is no open sink.
@@ -407,6 +398,7 @@ impl ConnectionActor {
         let (mut dropped, mut reason) = (wanted - granted, "queue_full");
         if granted > 0 {
             let batch = FramesReceived {
+                connection: self.config.index,
                 payloads,
                 received_at: SystemTime::now(),
                 read_at: Instant::now(),
@@ -502,6 +494,7 @@ impl Actor for ConnectionActor {
             }
         };
         Disconnected {
+            connection: self.config.index,
             reason,
             detail: &detail,
             retry_in,
@@ -597,60 +590,14 @@ impl ConnectionActor {
     }
 }
 
-impl Handler<ChangeSubscription> for ConnectionActor {
-    type Result = Result<SubscriptionView, ChangeError>;
+impl Handler<SetSubscription> for ConnectionActor {
+    type Result = ();
 
-    /// Validates against the current state, persists, then applies: all or nothing.
-    fn handle(&mut self, request: ChangeSubscription, ctx: &mut Self::Context) -> Self::Result {
-        if let Some(expected) = request.expected_revision {
-            if expected != self.revision {
-                return Err(ChangeError::Conflict {
-                    expected,
-                    current: self.revision,
-                });
-            }
-        }
-        let next = request.change.apply(&self.subscription);
-        let count = next.codes().len();
-        if count > self.config.max_codes {
-            return Err(ChangeError::TooManyCodes {
-                count,
-                max: self.config.max_codes,
-            });
-        }
-        if next != self.subscription {
-            if let Some(path) = &self.config.state_file {
-                save_state(path, &next).map_err(ChangeError::Persist)?;
-            }
-            log::info!(
-                "subscription changed revision={} pairs={} codes={count}",
-                self.revision + 1,
-                next.len()
-            );
-            self.subscription = next;
-            self.revision += 1;
-            let change = SubscriptionChanged {
-                subscription: self.subscription.clone(),
-            };
-            // Control path, rare: do_send ignores the mailbox bound so the change is never lost.
-            self.peers.metrics_actor.do_send(change);
+    fn handle(&mut self, request: SetSubscription, ctx: &mut Self::Context) {
+        if request.subscription != self.subscription {
+            self.subscription = request.subscription;
             self.schedule_flush(ctx);
         }
-        Ok(SubscriptionView {
-            subscription: self.subscription.clone(),
-            revision: self.revision,
-        })
-    }
-}
-
-impl Handler<GetSubscription> for ConnectionActor {
-    type Result = actix::MessageResult<GetSubscription>;
-
-    fn handle(&mut self, _: GetSubscription, _: &mut Self::Context) -> Self::Result {
-        actix::MessageResult(SubscriptionView {
-            subscription: self.subscription.clone(),
-            revision: self.revision,
-        })
     }
 }
 

@@ -12,7 +12,7 @@ use actix::{Actor, Context, Handler, Recipient};
 
 use super::queue::StageQueue;
 use crate::messages::{FramesDecoded, FramesReceived};
-use crate::status::StatusBoard;
+use crate::status::StatusBoards;
 use crate::telemetry::events::{DecodeFailed, MessagesDropped, ServerErrorReceived};
 use crate::telemetry::{LogThrottle, Metrics};
 use crate::upbit::{decode_frame_with, DataType, DecodeError, Message};
@@ -22,7 +22,7 @@ const LOG_EVERY: Duration = Duration::from_secs(10);
 
 pub struct DecoderActor {
     metrics: Metrics,
-    status: StatusBoard,
+    status: StatusBoards,
     sink: Recipient<FramesDecoded>,
     max_frame_bytes: usize,
     /// Frames waiting for this actor (released here).
@@ -36,7 +36,7 @@ pub struct DecoderActor {
 impl DecoderActor {
     pub fn new(
         metrics: Metrics,
-        status: StatusBoard,
+        status: StatusBoards,
         sink: Recipient<FramesDecoded>,
         max_frame_bytes: usize,
         inbound: StageQueue,
@@ -90,7 +90,7 @@ impl Handler<FramesReceived> for DecoderActor {
         let mut frame_sizes = Vec::with_capacity(frames);
         for payload in &batch.payloads {
             let before = messages.len();
-            self.decode(payload, &mut messages);
+            self.decode(batch.connection, payload, &mut messages);
             if let Some(first) = messages.get(before) {
                 frame_sizes.push((data_type(first), payload.len()));
             }
@@ -130,7 +130,7 @@ impl Handler<FramesReceived> for DecoderActor {
 
 impl DecoderActor {
     /// Decodes one frame: market messages to `out`, everything else handled here.
-    fn decode(&mut self, payload: &[u8], out: &mut Vec<Message>) {
+    fn decode(&mut self, connection: usize, payload: &[u8], out: &mut Vec<Message>) {
         if payload.len() > self.max_frame_bytes {
             let error = DecodeError::Oversized {
                 size: payload.len(),
@@ -152,7 +152,9 @@ impl DecoderActor {
                     "Upbit acknowledged subscription entries={}",
                     list.result.len()
                 );
-                self.status.update(|s| s.acknowledged = Some(list.result));
+                if let Some(board) = self.status.get(connection) {
+                    board.update(|s| s.acknowledged = Some(list.result));
+                }
             }
             Ok(market) => out.push(market),
             Err(error) => failures.push(error),

@@ -46,6 +46,8 @@ struct TickerSeries {
     acc_trade_volume_24h: Gauge,
     acc_trade_price_24h: Gauge,
     trading_suspended: IntGauge,
+    market_warning: IntGauge,
+    delisting: Option<Gauge>,
 }
 
 /// The latest message of each kind for one code, with its receive time (the data API).
@@ -149,6 +151,8 @@ impl MetricsActor {
                         let _ = vec.remove_label_values(&[code]);
                     }
                     let _ = m.trading_suspended.remove_label_values(&[code]);
+                    let _ = m.market_warning.remove_label_values(&[code]);
+                    let _ = m.delisting_timestamp.remove_label_values(&[code]);
                 }
                 if let Some((state, _)) = series.market_state.take() {
                     let _ = m.market_state.remove_label_values(&[code, &state]);
@@ -227,12 +231,28 @@ impl MetricsActor {
                     acc_trade_volume_24h: m.acc_trade_volume_24h.with_label_values(&[key]),
                     acc_trade_price_24h: m.acc_trade_price_24h.with_label_values(&[key]),
                     trading_suspended: m.trading_suspended.with_label_values(&[key]),
+                    market_warning: m.market_warning.with_label_values(&[key]),
+                    delisting: None,
                 });
                 set_some(&ts.signed_change_rate, t.signed_change_rate);
                 set_some(&ts.acc_trade_volume_24h, t.acc_trade_volume_24h);
                 set_some(&ts.acc_trade_price_24h, t.acc_trade_price_24h);
                 if let Some(suspended) = t.is_trading_suspended {
                     ts.trading_suspended.set(i64::from(suspended));
+                }
+                if let Some(warning) = t.market_warning.as_deref() {
+                    ts.market_warning.set(i64::from(warning != "NONE"));
+                }
+                match t.delisting_date.as_deref().and_then(date_to_unix_seconds) {
+                    Some(at) => ts
+                        .delisting
+                        .get_or_insert_with(|| m.delisting_timestamp.with_label_values(&[key]))
+                        .set(at),
+                    None => {
+                        if ts.delisting.take().is_some() {
+                            let _ = m.delisting_timestamp.remove_label_values(&[key]);
+                        }
+                    }
                 }
                 if let Some(state) = t.market_state.as_deref() {
                     update_market_state(series, m, key, state);
@@ -430,5 +450,44 @@ impl Handler<GetLastMessageTimes> for MetricsActor {
             }
         }
         actix::MessageResult(last)
+    }
+}
+
+/// `2024-06-13` or `20240613` as the Unix time of 00:00 UTC that day.
+fn date_to_unix_seconds(date: &str) -> Option<f64> {
+    let digits: String = date.chars().filter(|c| *c != '-').collect();
+    if digits.len() != 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let (y, m, d): (i64, i64, i64) = (
+        digits[0..4].parse().ok()?,
+        digits[4..6].parse().ok()?,
+        digits[6..8].parse().ok()?,
+    );
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some((days * 86_400) as f64)
+}
+
+#[cfg(test)]
+mod date_tests {
+    use super::date_to_unix_seconds;
+
+    #[test]
+    fn delisting_dates_become_unix_midnights() {
+        assert_eq!(date_to_unix_seconds("1970-01-01"), Some(0.0));
+        assert_eq!(date_to_unix_seconds("2024-06-13"), Some(1_718_236_800.0));
+        assert_eq!(date_to_unix_seconds("20000301"), Some(951_868_800.0));
+        assert_eq!(date_to_unix_seconds("2024-13-01"), None);
+        assert_eq!(date_to_unix_seconds("soon"), None);
     }
 }

@@ -1,10 +1,12 @@
-//! The actors: [`connection::ConnectionActor`] (the Upbit link, supervised),
-//! [`decoder::DecoderActor`] (frames to typed messages) and [`metrics::MetricsActor`] (typed
-//! messages to series), plus the connection's client and pacing helpers.
+//! The actors: [`manager::SubscriptionManager`] (what to watch: patterns, the market list, and
+//! which connection carries which codes), [`connection::ConnectionActor`] (one Upbit link each,
+//! supervised), [`decoder::DecoderActor`] (frames to typed messages) and
+//! [`metrics::MetricsActor`] (typed messages to series), plus the client and pacing helpers.
 
 pub mod client;
 pub mod connection;
 pub mod decoder;
+pub mod manager;
 pub mod metrics;
 pub mod pacing;
 pub mod queue;

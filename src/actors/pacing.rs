@@ -99,6 +99,37 @@ impl RateWindow {
     }
 }
 
+/// Upbit's request limits (5 per second, 100 per minute), for subscription messages: each
+/// (re)subscription is two requests (the subscription and LIST_SUBSCRIPTIONS), so at most 2
+/// per second and 48 per minute, shared by every connection of the process.
+#[derive(Debug)]
+pub struct RequestBudget {
+    per_sec: RateWindow,
+    per_min: RateWindow,
+}
+
+impl Default for RequestBudget {
+    fn default() -> Self {
+        Self {
+            per_sec: RateWindow::new(2, Duration::from_secs(1)),
+            per_min: RateWindow::new(48, Duration::from_secs(60)),
+        }
+    }
+}
+
+impl RequestBudget {
+    /// The earliest time a subscription may go out.
+    pub fn earliest(&self, now: Instant) -> Instant {
+        self.per_sec.earliest(now).max(self.per_min.earliest(now))
+    }
+
+    /// Books one subscription at `now`.
+    pub fn reserve(&mut self, now: Instant) {
+        self.per_sec.reserve(now);
+        self.per_min.reserve(now);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

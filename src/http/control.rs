@@ -72,7 +72,7 @@ pub async fn status(
 ) -> Result<HttpResponse, ApiError> {
     state.auth.check(&request, Access::Read)?;
     let view = state
-        .connection
+        .manager
         .send(GetSubscription)
         .await
         .map_err(|_| unavailable())?;
@@ -86,16 +86,29 @@ pub async fn status(
         .into_iter()
         .map(|(t, at)| (t, json!(((now - at).max(0.0) * 1000.0).round() / 1000.0)))
         .collect();
-    let connection = state.status.snapshot();
+    let boards = state.status.all();
+    let connection = boards[0].snapshot();
+    let connections: Vec<serde_json::Value> = boards
+        .iter()
+        .enumerate()
+        .map(|(index, board)| {
+            let mut value = json!(board.snapshot());
+            value["index"] = json!(index);
+            value["codes"] = json!(view.connection_codes.get(index).copied().unwrap_or(0));
+            value
+        })
+        .collect();
     Ok(HttpResponse::Ok().json(json!({
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": state.started.elapsed().as_secs_f64(),
         "upbit_url": state.upbit_url,
         "format": state.format.as_str(),
         "connection": connection,
+        "connections": connections,
         "subscription": {
             "revision": view.revision,
             "desired": to_doc(&view.subscription),
+            "resolved": to_doc(&view.resolved),
             "acknowledged": connection.acknowledged,
         },
         "last_message_age_seconds": ages,
@@ -108,7 +121,7 @@ pub async fn get_subscriptions(
 ) -> Result<HttpResponse, ApiError> {
     state.auth.check(&request, Access::Read)?;
     let view = state
-        .connection
+        .manager
         .send(GetSubscription)
         .await
         .map_err(|_| unavailable())?;
@@ -126,7 +139,7 @@ async fn apply(
         expected_revision: revision,
     };
     let view = state
-        .connection
+        .manager
         .send(request)
         .await
         .map_err(|_| unavailable())?
@@ -179,7 +192,7 @@ pub async fn reconnect(
     state.auth.check(&request, Access::Write)?;
     admit_mutation(&state)?;
     state
-        .connection
+        .manager
         .send(Reconnect)
         .await
         .map_err(|_| unavailable())?;

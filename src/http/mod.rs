@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 use actix::Addr;
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use crate::actors::connection::ConnectionActor;
+use crate::actors::manager::SubscriptionManager;
 use crate::actors::metrics::MetricsActor;
 use crate::actors::pacing::RateWindow;
-use crate::status::StatusBoard;
+use crate::status::StatusBoards;
 use crate::upbit::Format;
 
 /// The OpenAPI 3 document of every route.
@@ -30,10 +30,11 @@ pub const MUTATIONS_PER_SECOND: usize = 100;
 /// What handlers share.
 #[derive(Clone)]
 pub struct AppState {
-    pub status: StatusBoard,
+    /// Every connection's state (index 0 first).
+    pub status: StatusBoards,
     /// `/readyz` needs a frame within this long (the connection's idle timeout).
     pub freshness: Duration,
-    pub connection: Addr<ConnectionActor>,
+    pub manager: Addr<SubscriptionManager>,
     pub metrics_actor: Addr<MetricsActor>,
     pub auth: auth::Auth,
     pub max_body_bytes: usize,

@@ -119,6 +119,10 @@ pub enum Fault {
         duration_ms: u64,
         retry_after_secs: Option<u64>,
     },
+    /// Answer `GET /v1/market/all` with this HTTP status instead of the list (0 clears).
+    MarketListDown {
+        status: u16,
+    },
     /// Delay every data frame (0 clears).
     Delay {
         per_frame_ms: u64,
@@ -139,6 +143,7 @@ impl Fault {
             Self::UnknownType => "unknown_type",
             Self::ErrorFrame { .. } => "error_frame",
             Self::RefuseHandshakes { .. } => "refuse_handshakes",
+            Self::MarketListDown { .. } => "market_list_down",
             Self::Delay { .. } => "delay",
             Self::Reset => "reset",
         }
@@ -186,6 +191,8 @@ pub struct Stats {
     pub rejected_429: u64,
     pub rejected_418: u64,
     pub closed_idle: u64,
+    /// `GET /v1/market/all` requests answered (with the list or an error).
+    pub market_list_requests: u64,
 }
 
 /// A one-shot instruction to every open session.
@@ -206,6 +213,8 @@ struct Control {
     rejections: VecDeque<Instant>,
     ban_until: Option<Instant>,
     bans: u32,
+    /// `GET /v1/market/all` answers this status while set.
+    market_list_down: Option<u16>,
 }
 
 /// State shared by the server, the sessions and the handle.
@@ -251,6 +260,10 @@ impl Shared {
 
     fn stats(&self) -> MutexGuard<'_, Stats> {
         lock(&self.stats)
+    }
+
+    fn market_list_down(&self) -> Option<u16> {
+        lock(&self.control).market_list_down
     }
 
     fn muted(&self) -> bool {
@@ -386,11 +399,15 @@ impl Shared {
             Fault::Delay { per_frame_ms } => {
                 lock(&self.control).delay = Duration::from_millis(per_frame_ms)
             }
+            Fault::MarketListDown { status } => {
+                lock(&self.control).market_list_down = (status != 0).then_some(status)
+            }
             Fault::Reset => {
                 let mut control = lock(&self.control);
                 control.mute_until = None;
                 control.refuse = None;
                 control.delay = Duration::ZERO;
+                control.market_list_down = None;
                 control.ban_until = None;
                 control.bans = 0;
                 control.attempts.clear();

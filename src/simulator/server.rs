@@ -116,6 +116,15 @@ async fn market_all(
     query: web::Query<MarketQuery>,
     shared: web::Data<Arc<Shared>>,
 ) -> HttpResponse {
+    shared.stats().market_list_requests += 1;
+    if let Some(status) = shared.market_list_down() {
+        return HttpResponse::build(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+        )
+        .json(
+            json!({ "error": { "name": "UNAVAILABLE", "message": "market list down (fault)" } }),
+        );
+    }
     let listed = lock(&shared.listed).clone();
     if !query.is_details {
         return HttpResponse::Ok().json(listed);

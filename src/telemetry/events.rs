@@ -90,6 +90,8 @@ impl Connected<'_> {
 
 /// The subscription request went out.
 pub struct Subscribed<'a> {
+    /// Index of the connection (0 unless the subscription is spread over several).
+    pub connection: usize,
     pub ticket: &'a str,
     pub pairs: usize,
     pub codes: usize,
@@ -100,16 +102,17 @@ pub struct Subscribed<'a> {
 impl Subscribed<'_> {
     pub fn emit(&self, m: &Metrics) {
         info!(
-            "subscribed ticket={} types={} codes={} pairs={} format={}",
-            self.ticket, self.types, self.codes, self.pairs, self.format
+            "subscribed connection={} ticket={} types={} codes={} pairs={} format={}",
+            self.connection, self.ticket, self.types, self.codes, self.pairs, self.format
         );
         m.subscription_requests.inc();
-        m.connected.set(1);
+        m.link_up(self.connection, true);
     }
 }
 
 /// A connection attempt failed before the handshake completed.
 pub struct ConnectFailed<'a> {
+    pub connection: usize,
     pub reason: ConnectFailure,
     pub error: &'a str,
     pub retry_in: Duration,
@@ -128,13 +131,14 @@ impl ConnectFailed<'_> {
         m.connect_failures
             .with_label_values(&[self.reason.as_str()])
             .inc();
-        m.connected.set(0);
+        m.link_up(self.connection, false);
         m.reconnect_backoff.set(self.retry_in.as_secs_f64());
     }
 }
 
 /// An established connection ended.
 pub struct Disconnected<'a> {
+    pub connection: usize,
     pub reason: DisconnectReason,
     pub detail: &'a str,
     pub retry_in: Option<Duration>,
@@ -163,7 +167,7 @@ impl Disconnected<'_> {
         m.disconnections
             .with_label_values(&[self.reason.as_str()])
             .inc();
-        m.connected.set(0);
+        m.link_up(self.connection, false);
         if let Some(d) = self.retry_in {
             m.reconnect_backoff.set(d.as_secs_f64());
         }

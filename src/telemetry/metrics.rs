@@ -96,6 +96,15 @@ pub struct Metrics {
     pub candle_close_price: GaugeVec,
     pub dropped_messages: IntCounterVec,
     pub build_info: IntGaugeVec,
+    pub market_warning: IntGaugeVec,
+    pub delisting_timestamp: GaugeVec,
+    pub connection_up: IntGaugeVec,
+    pub connection_codes: IntGaugeVec,
+    pub market_list_fetches: IntCounterVec,
+    pub market_list_changes: IntCounterVec,
+    pub market_list_codes: IntGauge,
+    /// Connections in use (indexes 0..n): `upbit_connected` is 1 when all of them are up.
+    active_links: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 fn opts(name: &str, help: &str) -> Opts {
@@ -141,6 +150,14 @@ impl Metrics {
             candle_close_price: GaugeVec::new(opts("upbit_candle_close_price", "Close (last trade) price of the latest candle, by candle type and code."), &["type", "code"])?,
             dropped_messages: IntCounterVec::new(opts("upbit_dropped_messages_total", "Frames or messages the pipeline dropped, by stage and reason."), &["stage", "reason"])?,
             build_info: IntGaugeVec::new(opts("upbit_build_info", "Always 1; the version label tells what runs."), &["version"])?,
+            market_warning: IntGaugeVec::new(opts("upbit_market_warning", "1 while Upbit flags the market with a warning (market_warning CAUTION), from the ticker."), &["code"])?,
+            delisting_timestamp: GaugeVec::new(opts("upbit_delisting_timestamp_seconds", "Unix time (00:00 UTC) of the market's announced delisting date, from the ticker; absent when none."), &["code"])?,
+            connection_up: IntGaugeVec::new(opts("upbit_connection_up", "1 while this connection is connected and subscribed, by connection index."), &["connection"])?,
+            connection_codes: IntGaugeVec::new(opts("upbit_connection_codes", "Codes assigned to this connection, by connection index."), &["connection"])?,
+            market_list_fetches: IntCounterVec::new(opts("upbit_market_list_fetches_total", "Fetches of Upbit's market list (discovery), by result."), &["result"])?,
+            market_list_changes: IntCounterVec::new(opts("upbit_market_list_changes_total", "Markets that appeared in (listed) or left (delisted) Upbit's market list between fetches."), &["change"])?,
+            market_list_codes: IntGauge::with_opts(opts("upbit_market_list_codes", "Markets in the last market list fetched; 0 before the first."))?,
+            active_links: Default::default(),
         };
         m.register_all(registry)?;
         for reason in DISCONNECT_REASONS {
@@ -161,6 +178,13 @@ impl Metrics {
         m.build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
+        for result in ["ok", "error"] {
+            m.market_list_fetches.with_label_values(&[result]);
+        }
+        for change in ["listed", "delisted"] {
+            m.market_list_changes.with_label_values(&[change]);
+        }
+        m.set_links(1);
         Ok(m)
     }
 
@@ -199,7 +223,54 @@ impl Metrics {
         r.register(Box::new(self.candle_close_price.clone()))?;
         r.register(Box::new(self.dropped_messages.clone()))?;
         r.register(Box::new(self.build_info.clone()))?;
+        r.register(Box::new(self.market_warning.clone()))?;
+        r.register(Box::new(self.delisting_timestamp.clone()))?;
+        r.register(Box::new(self.connection_up.clone()))?;
+        r.register(Box::new(self.connection_codes.clone()))?;
+        r.register(Box::new(self.market_list_fetches.clone()))?;
+        r.register(Box::new(self.market_list_changes.clone()))?;
+        r.register(Box::new(self.market_list_codes.clone()))?;
         Ok(())
+    }
+
+    /// Connection `index` went up (connected and subscribed) or down.
+    pub fn link_up(&self, index: usize, up: bool) {
+        self.connection_up
+            .with_label_values(&[&index.to_string()])
+            .set(i64::from(up));
+        self.refresh_connected();
+    }
+
+    /// The number of connections in use; series of connections beyond it are removed.
+    pub fn set_links(&self, count: usize) {
+        let before = self
+            .active_links
+            .swap(count, std::sync::atomic::Ordering::Relaxed);
+        for index in 0..count {
+            self.connection_up.with_label_values(&[&index.to_string()]);
+            self.connection_codes
+                .with_label_values(&[&index.to_string()]);
+        }
+        for index in count..before {
+            let _ = self
+                .connection_up
+                .remove_label_values(&[&index.to_string()]);
+            let _ = self
+                .connection_codes
+                .remove_label_values(&[&index.to_string()]);
+        }
+        self.refresh_connected();
+    }
+
+    fn refresh_connected(&self) {
+        let count = self.active_links.load(std::sync::atomic::Ordering::Relaxed);
+        let all_up = count > 0
+            && (0..count).all(|i| {
+                self.connection_up
+                    .get_metric_with_label_values(&[&i.to_string()])
+                    .is_ok_and(|g| g.get() == 1)
+            });
+        self.connected.set(i64::from(all_up));
     }
 
     /// The label for an Upbit error name: itself if known, else `other` (bounded cardinality).

@@ -270,6 +270,42 @@ pub fn is_valid_code(code: &str) -> bool {
             .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
 
+/// A subscription pattern: `*` (every market) or `QUOTE-*` (every market of one quote currency,
+/// e.g. `KRW-*`), resolved against Upbit's market list.
+pub fn is_pattern(entry: &str) -> bool {
+    entry == "*"
+        || entry.strip_suffix("-*").is_some_and(|quote| {
+            !quote.is_empty() && quote.len() <= 10 && quote.bytes().all(|b| b.is_ascii_uppercase())
+        })
+}
+
+/// Whether `code` is matched by `pattern` (see [`is_pattern`]).
+pub fn pattern_matches(pattern: &str, code: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => code.starts_with(prefix),
+        None => pattern == code,
+    }
+}
+
+/// Explains why a subscription entry (a code or a pattern) is invalid.
+pub fn entry_problem(entry: &str) -> Option<String> {
+    if is_pattern(entry) {
+        return None;
+    }
+    code_problem(entry).map(|problem| {
+        if entry.contains('*') {
+            let shown: String = entry
+                .chars()
+                .flat_map(char::escape_default)
+                .take(40)
+                .collect();
+            format!("pattern \"{shown}\" is not supported; use * or QUOTE-* such as KRW-*")
+        } else {
+            problem
+        }
+    })
+}
+
 /// Explains why a code is invalid, for user-facing errors.
 pub fn code_problem(code: &str) -> Option<String> {
     if is_valid_code(code) {
@@ -337,5 +373,23 @@ mod tests {
         assert!(code_problem("krw-btc").unwrap().contains("upper case"));
         assert!(code_problem("a\nb").unwrap().contains("\\n"));
         assert!(code_problem(&"A".repeat(100)).unwrap().contains("longer"));
+    }
+
+    #[test]
+    fn patterns_are_star_or_quote_star() {
+        for ok in ["*", "KRW-*", "BTC-*", "USDT-*"] {
+            assert!(is_pattern(ok), "{ok}");
+            assert_eq!(entry_problem(ok), None);
+        }
+        for bad in ["krw-*", "KRW*", "*-BTC", "KRW-B*", "-*", "KRW-**", "**"] {
+            assert!(!is_pattern(bad), "{bad}");
+            assert!(entry_problem(bad).is_some(), "{bad}");
+        }
+        assert!(entry_problem("KRW-B*").unwrap().contains("QUOTE-*"));
+        assert!(pattern_matches("KRW-*", "KRW-BTC"));
+        assert!(!pattern_matches("KRW-*", "BTC-KRW"));
+        assert!(!pattern_matches("KRW-*", "KRWX-BTC"));
+        assert!(pattern_matches("*", "USDT-ETH"));
+        assert!(pattern_matches("KRW-BTC", "KRW-BTC"));
     }
 }

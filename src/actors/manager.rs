@@ -1,0 +1,380 @@
+//! SubscriptionManager: what the service watches, and over which connections.
+//!
+//! It owns the desired subscription as operators wrote it (codes and patterns such as `KRW-*`),
+//! Upbit's market list that patterns resolve against (fetched at start and every
+//! `discovery.refresh`, kept when a fetch fails), and the connections that carry the result:
+//! one `ConnectionActor` per `connection.max_codes_per_connection` codes, each under its own
+//! supervisor, codes spread evenly and kept in place across changes. Every change reaches each
+//! affected connection as one replace-all message on its live link.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use actix::prelude::*;
+use serde::Deserialize;
+
+use super::connection::ConnectionActor;
+use crate::control::{assign, part, resolve, save_state, ChangeError};
+use crate::messages::{
+    ChangeSubscription, GetSubscription, Reconnect, SetSubscription, Shutdown, SubscriptionChanged,
+    SubscriptionView,
+};
+use crate::settings::Settings;
+use crate::status::{StatusBoard, StatusBoards};
+use crate::telemetry::Metrics;
+use crate::upbit::types::{is_pattern, is_valid_code};
+use crate::upbit::Subscription;
+
+/// Most market-list changes logged one by one per fetch; the rest are summed up.
+const LOGGED_CHANGES: usize = 20;
+
+/// How long one market-list fetch may take.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone)]
+pub struct ManagerConfig {
+    pub max_codes: usize,
+    pub state_file: Option<PathBuf>,
+    pub per_connection: usize,
+    pub market_list_url: String,
+    pub refresh: Duration,
+}
+
+impl ManagerConfig {
+    pub fn from_settings(settings: &Settings) -> Self {
+        Self {
+            max_codes: settings.control.max_codes,
+            state_file: settings.control.state_file.clone(),
+            per_connection: settings.connection.max_codes_per_connection,
+            market_list_url: settings.discovery.url.clone(),
+            refresh: settings.discovery.refresh,
+        }
+    }
+}
+
+/// Starts connection `index` with its status board and first subscription.
+pub type SpawnConnection =
+    Box<dyn Fn(usize, StatusBoard, Subscription) -> Addr<ConnectionActor> + Send>;
+
+pub struct SubscriptionManager {
+    config: ManagerConfig,
+    spec: Subscription,
+    revision: u64,
+    markets: Option<BTreeSet<String>>,
+    resolved: Subscription,
+    assignment: BTreeMap<String, usize>,
+    connections: Vec<Addr<ConnectionActor>>,
+    boards: StatusBoards,
+    spawn: SpawnConnection,
+    metrics_actor: Recipient<SubscriptionChanged>,
+    metrics: Metrics,
+    client: Option<awc::Client>,
+    fetching: bool,
+}
+
+impl SubscriptionManager {
+    pub fn new(
+        config: ManagerConfig,
+        spec: Subscription,
+        boards: StatusBoards,
+        spawn: SpawnConnection,
+        metrics_actor: Recipient<SubscriptionChanged>,
+        metrics: Metrics,
+    ) -> Self {
+        Self {
+            config,
+            spec,
+            revision: 0,
+            markets: None,
+            resolved: Subscription::default(),
+            assignment: BTreeMap::new(),
+            connections: Vec::new(),
+            boards,
+            spawn,
+            metrics_actor,
+            metrics,
+            client: None,
+            fetching: false,
+        }
+    }
+
+    fn has_patterns(&self) -> bool {
+        self.spec.pairs().any(|(_, entry)| is_pattern(entry))
+    }
+
+    /// Resolves the spec, bounds it by `max_codes`, and hands each connection its part.
+    fn distribute(&mut self) {
+        let mut resolved = resolve(&self.spec, self.markets.as_ref());
+        let codes: BTreeSet<String> = resolved.codes().into_iter().map(str::to_owned).collect();
+        if codes.len() > self.config.max_codes {
+            // Patterns grew past the bound (new listings): explicit codes first, then in order.
+            let explicit: BTreeSet<&str> = self
+                .spec
+                .pairs()
+                .map(|(_, e)| e)
+                .filter(|e| !is_pattern(e))
+                .collect();
+            let kept: BTreeSet<&str> = explicit
+                .iter()
+                .copied()
+                .chain(codes.iter().map(String::as_str))
+                .fold(BTreeSet::new(), |mut kept, code| {
+                    if kept.len() < self.config.max_codes {
+                        kept.insert(code);
+                    }
+                    kept
+                });
+            log::warn!(
+                "the subscription resolves to {} codes; control.max_codes allows {}: {} left out",
+                codes.len(),
+                self.config.max_codes,
+                codes.len() - kept.len()
+            );
+            let mut bounded = Subscription::default();
+            for (data_type, code) in resolved.pairs() {
+                if kept.contains(code) {
+                    bounded.insert(data_type, code);
+                }
+            }
+            resolved = bounded;
+        }
+        if resolved != self.resolved || self.connections.is_empty() {
+            // Control path, rare: do_send ignores the mailbox bound so the change is never lost.
+            self.metrics_actor.do_send(SubscriptionChanged {
+                subscription: resolved.clone(),
+            });
+        }
+        self.resolved = resolved;
+        let (assignment, count) = assign(
+            &self.resolved.codes(),
+            &self.assignment,
+            self.config.per_connection,
+        );
+        self.assignment = assignment;
+        while self.connections.len() > count {
+            let index = self.connections.len() - 1;
+            log::info!("connection={index} no longer needed: closing it");
+            if let Some(connection) = self.connections.pop() {
+                connection.do_send(Shutdown);
+            }
+            self.boards.truncate(index);
+        }
+        self.metrics.set_links(count);
+        for index in 0..count {
+            let share = part(&self.resolved, &self.assignment, index);
+            self.metrics
+                .connection_codes
+                .with_label_values(&[&index.to_string()])
+                .set(share.codes().len() as i64);
+            match self.connections.get(index) {
+                Some(connection) => connection.do_send(SetSubscription {
+                    subscription: share,
+                }),
+                None => {
+                    let board = self.boards.get_or_add(index);
+                    if index > 0 {
+                        log::info!(
+                            "opening connection={index} for {} codes",
+                            share.codes().len()
+                        );
+                    }
+                    self.connections.push((self.spawn)(index, board, share));
+                }
+            }
+        }
+    }
+
+    fn fetch_markets(&mut self, ctx: &mut Context<Self>) {
+        if self.fetching || self.config.market_list_url.is_empty() {
+            return;
+        }
+        self.fetching = true;
+        let client = self
+            .client
+            .get_or_insert_with(|| super::client::rest_client(FETCH_TIMEOUT));
+        let request = client
+            .get(&self.config.market_list_url)
+            .insert_header(("Accept", "application/json"));
+        let fetch = async move {
+            let mut response = request.send().await.map_err(|e| e.to_string())?;
+            if !response.status().is_success() {
+                return Err(format!("HTTP {}", response.status().as_u16()));
+            }
+            let body = response
+                .body()
+                .limit(8 << 20)
+                .await
+                .map_err(|e| e.to_string())?;
+            let entries: Vec<MarketEntry> =
+                serde_json::from_slice(&body).map_err(|e| format!("not a market list: {e}"))?;
+            let markets: BTreeSet<String> = entries
+                .into_iter()
+                .map(|m| m.market)
+                .filter(|code| is_valid_code(code))
+                .collect();
+            if markets.is_empty() {
+                return Err("an empty market list".to_owned());
+            }
+            Ok(markets)
+        };
+        ctx.spawn(fetch.into_actor(self).map(|result, act, _| {
+            act.fetching = false;
+            act.on_market_list(result);
+        }));
+    }
+
+    fn on_market_list(&mut self, result: Result<BTreeSet<String>, String>) {
+        let markets = match result {
+            Ok(markets) => markets,
+            Err(error) => {
+                self.metrics
+                    .market_list_fetches
+                    .with_label_values(&["error"])
+                    .inc();
+                let kept = match &self.markets {
+                    Some(list) => format!("keeping the last list of {} markets", list.len()),
+                    None => "patterns match nothing until a fetch succeeds".to_owned(),
+                };
+                log::warn!(
+                    "market list fetch failed url={}: {error}; {kept}",
+                    self.config.market_list_url
+                );
+                return;
+            }
+        };
+        self.metrics
+            .market_list_fetches
+            .with_label_values(&["ok"])
+            .inc();
+        self.metrics.market_list_codes.set(markets.len() as i64);
+        if let Some(previous) = &self.markets {
+            let listed: Vec<&String> = markets.difference(previous).collect();
+            let delisted: Vec<&String> = previous.difference(&markets).collect();
+            for (change, codes) in [("listed", &listed), ("delisted", &delisted)] {
+                self.metrics
+                    .market_list_changes
+                    .with_label_values(&[change])
+                    .inc_by(codes.len() as u64);
+                for code in codes.iter().take(LOGGED_CHANGES) {
+                    log::info!("market {change} code={code}");
+                }
+                if codes.len() > LOGGED_CHANGES {
+                    log::info!("… and {} more {change}", codes.len() - LOGGED_CHANGES);
+                }
+            }
+        } else {
+            log::info!("market list fetched markets={}", markets.len());
+        }
+        self.markets = Some(markets);
+        self.distribute();
+    }
+}
+
+/// One entry of `GET /v1/market/all` (other fields ignored).
+#[derive(Deserialize)]
+struct MarketEntry {
+    market: String,
+}
+
+impl Actor for SubscriptionManager {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        // Explicit codes connect at once; patterns join when the list arrives.
+        self.distribute();
+        if self.has_patterns() {
+            self.fetch_markets(ctx);
+        }
+        if !self.config.refresh.is_zero() {
+            ctx.run_interval(self.config.refresh, |act, ctx| {
+                if act.has_patterns() {
+                    act.fetch_markets(ctx);
+                }
+            });
+        }
+    }
+}
+
+impl Handler<ChangeSubscription> for SubscriptionManager {
+    type Result = Result<SubscriptionView, ChangeError>;
+
+    /// Validates against the current state, persists, then applies: all or nothing.
+    fn handle(&mut self, request: ChangeSubscription, ctx: &mut Self::Context) -> Self::Result {
+        if let Some(expected) = request.expected_revision {
+            if expected != self.revision {
+                return Err(ChangeError::Conflict {
+                    expected,
+                    current: self.revision,
+                });
+            }
+        }
+        let next = request.change.apply(&self.spec);
+        let count = resolve(&next, self.markets.as_ref()).codes().len();
+        if count > self.config.max_codes {
+            return Err(ChangeError::TooManyCodes {
+                count,
+                max: self.config.max_codes,
+            });
+        }
+        if next != self.spec {
+            if let Some(path) = &self.config.state_file {
+                save_state(path, &next).map_err(ChangeError::Persist)?;
+            }
+            log::info!(
+                "subscription changed revision={} pairs={} codes={count}",
+                self.revision + 1,
+                next.len()
+            );
+            self.spec = next;
+            self.revision += 1;
+            self.distribute();
+            if self.markets.is_none() && self.has_patterns() {
+                self.fetch_markets(ctx);
+            }
+        }
+        Ok(self.view())
+    }
+}
+
+impl SubscriptionManager {
+    fn view(&self) -> SubscriptionView {
+        let connections = (0..self.connections.len())
+            .map(|i| self.assignment.values().filter(|at| **at == i).count())
+            .collect();
+        SubscriptionView {
+            subscription: self.spec.clone(),
+            revision: self.revision,
+            resolved: self.resolved.clone(),
+            connection_codes: connections,
+        }
+    }
+}
+
+impl Handler<GetSubscription> for SubscriptionManager {
+    type Result = actix::MessageResult<GetSubscription>;
+
+    fn handle(&mut self, _: GetSubscription, _: &mut Self::Context) -> Self::Result {
+        actix::MessageResult(self.view())
+    }
+}
+
+impl Handler<Reconnect> for SubscriptionManager {
+    type Result = ();
+
+    fn handle(&mut self, _: Reconnect, _: &mut Self::Context) {
+        for connection in &self.connections {
+            connection.do_send(Reconnect);
+        }
+    }
+}
+
+impl Handler<Shutdown> for SubscriptionManager {
+    type Result = ();
+
+    fn handle(&mut self, _: Shutdown, _: &mut Self::Context) {
+        for connection in &self.connections {
+            connection.do_send(Shutdown);
+        }
+    }
+}
