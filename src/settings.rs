@@ -677,13 +677,55 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    #[test]
+    fn the_market_list_url_derives_from_the_websocket_url() {
+        assert_eq!(
+            market_list_url("wss://api.upbit.com/websocket/v1").as_deref(),
+            Some("https://api.upbit.com/v1/market/all")
+        );
+        assert_eq!(
+            market_list_url("ws://127.0.0.1:9944/websocket/v1").as_deref(),
+            Some("http://127.0.0.1:9944/v1/market/all")
+        );
+        let s = Settings::from_overrides([("upbit.url", "wss://sg-api.upbit.com/websocket/v1")])
+            .unwrap();
+        assert_eq!(s.discovery.url, "https://sg-api.upbit.com/v1/market/all");
+        assert_eq!(s.discovery.refresh, Duration::from_secs(600));
+        assert_eq!(s.connection.max_codes_per_connection, 200);
+        let s =
+            Settings::from_overrides([("discovery.url", "http://10.0.0.1:8080/markets")]).unwrap();
+        assert_eq!(s.discovery.url, "http://10.0.0.1:8080/markets");
+    }
+
+    #[test]
+    fn patterns_are_accepted_and_bad_ones_explained() {
+        let s = Settings::from_overrides([("upbit.codes", "KRW-*,BTC-ETH,*")]).unwrap();
+        assert_eq!(s.upbit.codes, ["KRW-*", "BTC-ETH", "*"]);
+        let err = Settings::from_overrides([
+            ("upbit.codes", "KRW-B*"),
+            ("discovery.url", "ftp://x"),
+            ("discovery.refresh", "10ms"),
+            ("connection.max_codes_per_connection", "-1"),
+        ])
+        .unwrap_err()
+        .to_string();
+        for needle in [
+            "QUOTE-*",
+            "discovery.url",
+            "discovery.refresh",
+            "max_codes_per_connection",
+        ] {
+            assert!(err.contains(needle), "{needle} missing from {err}");
+        }
+    }
+
     mod properties {
         use proptest::prelude::*;
 
         use super::super::*;
 
         /// Every key an operator can set through the environment.
-        const KEYS: [&str; 18] = [
+        const KEYS: [&str; 21] = [
             "UPBIT_EXPORTER__UPBIT__URL",
             "UPBIT_EXPORTER__UPBIT__CODES",
             "UPBIT_EXPORTER__UPBIT__TYPES",
@@ -702,6 +744,9 @@ mod tests {
             "UPBIT_EXPORTER__CONTROL__MAX_CODES",
             "UPBIT_EXPORTER__CONTROL__MAX_BODY_BYTES",
             "UPBIT_EXPORTER__CONTROL__PROTECT_READS",
+            "UPBIT_EXPORTER__DISCOVERY__URL",
+            "UPBIT_EXPORTER__DISCOVERY__REFRESH",
+            "UPBIT_EXPORTER__CONNECTION__MAX_CODES_PER_CONNECTION",
         ];
 
         fn hostile_value() -> impl Strategy<Value = String> {

@@ -74,9 +74,11 @@ impl RateWindow {
         }
     }
 
-    /// Upbit's connection limit: 5 per second.
+    /// Upbit's connection limit, 5 per second, counted here when an attempt starts and at
+    /// Upbit when its upgrade request arrives: the window is 1.25 s so that handshakes whose
+    /// latencies differ by up to a quarter second still land 5 to a second at Upbit.
     pub fn upbit_connections() -> Self {
-        Self::new(5, Duration::from_secs(1))
+        Self::new(5, Duration::from_millis(1250))
     }
 
     /// The earliest instant at or after `now` when an event is allowed, without booking it.
