@@ -200,8 +200,8 @@ mod tests {
             );
         }
         assert_eq!(booked[4], start);
-        assert_eq!(booked[5], start + Duration::from_secs(1));
-        assert_eq!(booked[22], start + Duration::from_secs(4));
+        assert_eq!(booked[5], start + Duration::from_millis(1250));
+        assert_eq!(booked[22], start + Duration::from_secs(5));
     }
 
     #[test]
