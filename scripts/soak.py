@@ -249,7 +249,8 @@ def main():
         json.dump(report, f, indent=1)
 
     print(f"  messages   sent {sent_total}, counted {received_total}, dropped {dropped:.0f}")
-    print(f"  faults     {len(faults)}: {', '.join(faults)}")
+    by_kind = {kind: faults.count(kind) for kind in dict.fromkeys(faults)}
+    print(f"  faults     {len(faults)}: " + ", ".join(f"{k} x{n}" for k, n in by_kind.items()))
     print(f"  links      {connections:.0f} connections; disconnections {disconnections}")
     print(f"  decode     errors by reason {decode_errors} (the injected bad frames)")
     print(f"  memory     RSS {rss[0] / 1024:.1f} MiB at start, {max(rss) / 1024:.1f} MiB max, "
