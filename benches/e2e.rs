@@ -467,8 +467,8 @@ struct ServiceRun {
     latency: Vec<(f64, f64)>,
 }
 
-/// The service against a firehose of `frames` frames (plus one snapshot per code).
-fn service_firehose(kind: &str, format: &str, frames: u64, pace: Option<f64>) -> ServiceRun {
+/// Simulator arguments for a firehose of `frames` frames per connection, paced or flat out.
+fn firehose_args(frames: u64, pace: Option<f64>) -> Vec<String> {
     let mut args: Vec<String> = [
         "--firehose",
         "--rate",
@@ -484,7 +484,12 @@ fn service_firehose(kind: &str, format: &str, frames: u64, pace: Option<f64>) ->
     if let Some(rate) = pace {
         args.extend(["--firehose-rate".into(), format!("{rate}/s")]);
     }
-    let (_sim, sim_addr) = simulator(&args);
+    args
+}
+
+/// The service against a firehose of `frames` frames (plus one snapshot per code).
+fn service_firehose(kind: &str, format: &str, frames: u64, pace: Option<f64>) -> ServiceRun {
+    let (_sim, sim_addr) = simulator(&firehose_args(frames, pace));
     let (process, http) = service(sim_addr, kind, &CODES.join(","), format);
     let expected = frames + CODES.len() as u64;
     let mut first: Option<Instant> = None;
@@ -525,22 +530,7 @@ struct FloorRun {
 
 /// The floor: read `frames` firehose frames and deserialise each into its typed struct.
 fn floor_run(kind: &str, format: &str, frames: u64, pace: Option<f64>) -> FloorRun {
-    let mut args: Vec<String> = [
-        "--firehose",
-        "--rate",
-        "0",
-        "--firehose-frames",
-        &frames.to_string(),
-        "--markets",
-        &CODES.join(","),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    if let Some(rate) = pace {
-        args.extend(["--firehose-rate".into(), format!("{rate}/s")]);
-    }
-    let (_sim, addr) = simulator(&args);
+    let (_sim, addr) = simulator(&firehose_args(frames, pace));
     let request = json!([
         { "ticket": "floor" },
         { "type": kind, "codes": CODES, "is_only_realtime": true },

@@ -7,6 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::*;
+use upbit_exporter::simulator::SimulatorHandle;
 
 /// Longest a clean stop may take (well inside terminationGracePeriodSeconds in deploy/).
 const STOP_WITHIN: Duration = Duration::from_secs(8);
@@ -31,6 +32,19 @@ fn terminate(child: &Child) {
         .status()
         .expect("kill runs");
     assert!(status.success());
+}
+
+/// SIGTERM; the process exits 0 in time and the exchange saw exactly one close frame, 1000.
+async fn stops_cleanly_with_a_close_1000(child: &mut Child, sim: &SimulatorHandle) {
+    terminate(child);
+    assert_eq!(exit_code_within(child, STOP_WITHIN).await, 0);
+    let stats = eventually("the simulator saw the close", || async {
+        let stats = sim.stats();
+        when(!stats.close_codes_received.is_empty()).map(|_| stats)
+    })
+    .await;
+    assert_eq!(stats.close_codes_received, vec![1000]);
+    sim.stop().await;
 }
 
 /// Polls for the exit with a deadline; kills the child if it overstays.
@@ -63,15 +77,7 @@ async fn sigterm_while_connected_sends_close_1000_and_exits_0() {
         when(sim.stats().frames_sent > 50)
     })
     .await;
-    terminate(&child);
-    assert_eq!(exit_code_within(&mut child, STOP_WITHIN).await, 0);
-    let stats = eventually("the simulator saw the close", || async {
-        let stats = sim.stats();
-        when(!stats.close_codes_received.is_empty()).map(|_| stats)
-    })
-    .await;
-    assert_eq!(stats.close_codes_received, vec![1000]);
-    sim.stop().await;
+    stops_cleanly_with_a_close_1000(&mut child, &sim).await;
 }
 
 #[actix_web::test]
@@ -91,15 +97,7 @@ async fn sigterm_during_a_firehose_exits_0_with_a_close_frame() {
         when(sim.stats().frames_sent > 20_000)
     })
     .await;
-    terminate(&child);
-    assert_eq!(exit_code_within(&mut child, STOP_WITHIN).await, 0);
-    let stats = eventually("the simulator saw the close", || async {
-        let stats = sim.stats();
-        when(!stats.close_codes_received.is_empty()).map(|_| stats)
-    })
-    .await;
-    assert_eq!(stats.close_codes_received, vec![1000]);
-    sim.stop().await;
+    stops_cleanly_with_a_close_1000(&mut child, &sim).await;
 }
 
 #[actix_web::test]
