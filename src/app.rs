@@ -27,6 +27,8 @@ use crate::http::{self, AppState};
 use crate::messages::Shutdown;
 use crate::settings::Settings;
 use crate::status::{LinkState, StatusBoard};
+use crate::stream::{Hub, Publisher};
+use crate::telemetry::metrics::StreamMetrics;
 use crate::telemetry::Metrics;
 
 /// How long the HTTP server may take to finish in-flight requests at shutdown.
@@ -55,6 +57,7 @@ pub struct AppHandle {
     connection: Addr<ConnectionActor>,
     server: ServerHandle,
     pipeline: Arbiter,
+    stream: Option<Hub>,
 }
 
 /// Starts everything on the current actix System.
@@ -84,6 +87,16 @@ pub async fn start(settings: Settings) -> Result<AppHandle, StartError> {
             .map_err(|e| StartError::Metrics(e.to_string()))?,
         ))
         .map_err(|e| StartError::Metrics(e.to_string()))?;
+    // The live stream's fan-out, fed by the metrics actor (None when disabled).
+    let stream_metrics =
+        StreamMetrics::register(&registry).map_err(|e| StartError::Metrics(e.to_string()))?;
+    let stream = settings.stream.enabled.then(|| {
+        Hub::new(
+            settings.stream.max_consumers,
+            settings.stream.trade_queue,
+            stream_metrics,
+        )
+    });
 
     // The socket reader, the decoder and the metrics share one thread, apart from the HTTP
     // workers, so scrapes and control calls never wait on the feed. Measured (benches/e2e.rs):
@@ -94,8 +107,11 @@ pub async fn start(settings: Settings) -> Result<AppHandle, StartError> {
     let metrics_actor = {
         let (metrics, subscription) = (metrics.clone(), subscription.clone());
         let inbound = metrics_queue.clone();
+        let publisher = stream
+            .clone()
+            .map_or_else(Publisher::disabled, Publisher::new);
         MetricsActor::start_in_arbiter(&pipeline.handle(), move |_| {
-            MetricsActor::new(metrics, subscription, inbound)
+            MetricsActor::new(metrics, subscription, inbound).with_stream(publisher)
         })
     };
     let decoder = {
@@ -106,11 +122,14 @@ pub async fn start(settings: Settings) -> Result<AppHandle, StartError> {
         );
         let max_frame_bytes = settings.pipeline.max_frame_bytes;
         let (inbound, outbound) = (decoder_queue.clone(), metrics_queue);
+        let link_sink = metrics_actor.clone().recipient();
         DecoderActor::start_in_arbiter(&pipeline.handle(), move |_| {
             DecoderActor::new(metrics, status, sink, max_frame_bytes, inbound, outbound)
+                .with_link_sink(link_sink)
         })
     };
     let peers = ConnectionPeers {
+        link_events: Some(decoder.clone().recipient()),
         decoder: decoder.recipient(),
         decoder_queue,
         metrics_actor: metrics_actor.clone().recipient(),
@@ -188,6 +207,7 @@ pub async fn start(settings: Settings) -> Result<AppHandle, StartError> {
         connection,
         server: handle,
         pipeline,
+        stream,
     })
 }
 
@@ -229,6 +249,10 @@ impl AppHandle {
     pub async fn shutdown(self) {
         log::info!("shutting down");
         let _ = self.connection.send(Shutdown).await;
+        if let Some(stream) = &self.stream {
+            // Streams never end on their own: end them so the HTTP server can stop at once.
+            stream.shutdown();
+        }
         let deadline = Instant::now() + Duration::from_secs(3);
         while self.status.snapshot().state != LinkState::Stopped && Instant::now() < deadline {
             actix_rt::time::sleep(Duration::from_millis(20)).await;

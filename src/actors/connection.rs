@@ -33,8 +33,8 @@ use super::pacing::{Backoff, RateWindow};
 use super::queue::StageQueue;
 use crate::control::{save_state, ChangeError};
 use crate::messages::{
-    ChangeSubscription, FramesReceived, GetSubscription, Reconnect, Shutdown, SubscriptionChanged,
-    SubscriptionView,
+    ChangeSubscription, FramesReceived, GetSubscription, LinkChange, LinkChanged, Reconnect,
+    Shutdown, SubscriptionChanged, SubscriptionView,
 };
 use crate::settings::{ConnectionSettings, Settings};
 use crate::status::{LinkState, StatusBoard};
@@ -95,6 +95,9 @@ pub struct ConnectionPeers {
     pub status: StatusBoard,
     /// Shared by every connection of the process: Upbit counts attempts per IP.
     pub attempt_budget: Arc<Mutex<RateWindow>>,
+    /// Link up/down events, sent down the frames' path (the decoder) so they stay in order with
+    /// the data; `None` when nobody listens.
+    pub link_events: Option<Recipient<LinkChanged>>,
 }
 
 pub struct ConnectionActor {
@@ -259,6 +262,7 @@ impl ConnectionActor {
             attempt: self.attempts,
         }
         .emit(&self.peers.metrics);
+        self.announce(LinkChange::Connected);
         let (sink, stream) = framed.split();
         self.link = Link {
             sink: Some(SinkWrite::new(sink, ctx)),
@@ -507,6 +511,10 @@ impl Actor for ConnectionActor {
             retry_in,
         }
         .emit(&self.peers.metrics);
+        self.announce(LinkChange::Disconnected {
+            reason: reason.as_str(),
+            detail: detail.clone(),
+        });
         let failures = self.backoff.failures();
         let shutting_down = self.shutting_down;
         self.peers.status.update(|s| {
@@ -685,5 +693,18 @@ impl Handler<Shutdown> for ConnectionActor {
         };
         self.write(ws::Message::Close(Some(close)));
         ctx.run_later(CLOSE_GRACE, |_, ctx| ctx.stop());
+    }
+}
+
+impl ConnectionActor {
+    /// Tells the pipeline the link came up or went down, behind every frame already handed on.
+    /// `do_send`: rare, and never dropped for a full mailbox.
+    fn announce(&self, change: LinkChange) {
+        if let Some(link_events) = &self.peers.link_events {
+            link_events.do_send(LinkChanged {
+                change,
+                at: SystemTime::now(),
+            });
+        }
     }
 }
