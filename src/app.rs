@@ -167,6 +167,10 @@ pub async fn start(settings: Settings) -> Result<AppHandle, StartError> {
         started: Instant::now(),
         upbit_url: settings.upbit.url.clone(),
         format: settings.upbit.format,
+        live: http::live::LiveStream {
+            hub: stream.clone(),
+            max_codes: settings.control.max_codes,
+        },
     };
     let workers = match settings.http.workers {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -180,6 +184,8 @@ pub async fn start(settings: Settings) -> Result<AppHandle, StartError> {
             .default_service(web::to(http::error::not_found))
     })
     .workers(workers)
+    // Lets the live stream shut down a connection whose peer stopped reading.
+    .on_connect(crate::stream::socket::remember_socket)
     .disable_signals()
     .shutdown_timeout(HTTP_SHUTDOWN.as_secs())
     .listen(listener)
