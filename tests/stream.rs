@@ -627,6 +627,11 @@ async fn bad_filters_are_400_reads_need_the_token_when_protected_and_a_plain_get
         .await
         .unwrap();
     assert_eq!(response.status().as_u16(), 101);
+    assert_eq!(
+        app.get_json("/").await.0,
+        200,
+        "the page itself is static and open"
+    );
     app.shutdown().await;
 
     let off = spawn_app(&sim.ws_url(), &[("stream.enabled", "false")]).await;

@@ -1,7 +1,7 @@
 //! The HTTP surface: `/metrics` (served by the actix-web-prom middleware on the service's
 //! registry), `/healthz`, `/readyz`, the control and data API under `/api/v1`, its OpenAPI
-//! document, the live stream (`/api/v1/stream`, `/api/v1/events`), and JSON errors for
-//! everything else.
+//! document, the live stream (`/api/v1/stream`, `/api/v1/events`) and its page (`/`), and JSON
+//! errors for everything else.
 
 pub mod auth;
 pub mod control;
@@ -9,6 +9,7 @@ pub mod data;
 pub mod error;
 pub mod health;
 pub mod live;
+pub mod page;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -67,7 +68,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/api/v1/markets", "GET").route(web::get().to(data::markets)))
         .service(resource("/api/v1/markets/{code}", "GET").route(web::get().to(data::market)))
         .service(resource("/api/v1/stream", "GET").route(web::get().to(live::websocket)))
-        .service(resource("/api/v1/events", "GET").route(web::get().to(live::events)));
+        .service(resource("/api/v1/events", "GET").route(web::get().to(live::events)))
+        .service(resource("/", "GET").route(web::get().to(page::index)))
+        .service(resource(page::SCRIPT_PATH, "GET").route(web::get().to(page::script)))
+        .service(resource(page::STYLE_PATH, "GET").route(web::get().to(page::style)));
 }
 
 /// A resource whose unmatched methods get 405 with `Allow: allow`.
