@@ -28,6 +28,8 @@ use crate::http::{self, AppState};
 use crate::messages::Shutdown;
 use crate::settings::Settings;
 use crate::status::{LinkState, StatusBoard, StatusBoards};
+use crate::stream::{Hub, Publisher};
+use crate::telemetry::metrics::StreamMetrics;
 use crate::telemetry::Metrics;
 
 /// How long the HTTP server may take to finish in-flight requests at shutdown.
@@ -57,6 +59,7 @@ pub struct AppHandle {
     manager: Addr<SubscriptionManager>,
     server: ServerHandle,
     pipeline: Arbiter,
+    stream: Option<Hub>,
 }
 
 /// Starts everything on the current actix System.
@@ -86,6 +89,16 @@ pub async fn start(settings: Settings) -> Result<AppHandle, StartError> {
             .map_err(|e| StartError::Metrics(e.to_string()))?,
         ))
         .map_err(|e| StartError::Metrics(e.to_string()))?;
+    // The live stream's fan-out, fed by the metrics actor (None when disabled).
+    let stream_metrics =
+        StreamMetrics::register(&registry).map_err(|e| StartError::Metrics(e.to_string()))?;
+    let stream = settings.stream.enabled.then(|| {
+        Hub::new(
+            settings.stream.max_consumers,
+            settings.stream.trade_queue,
+            stream_metrics,
+        )
+    });
 
     // The socket reader, the decoder and the metrics share one thread, apart from the HTTP
     // workers, so scrapes and control calls never wait on the feed. Measured (benches/e2e.rs):
@@ -96,8 +109,11 @@ pub async fn start(settings: Settings) -> Result<AppHandle, StartError> {
     let metrics_actor = {
         let (metrics, subscription) = (metrics.clone(), subscription.clone());
         let inbound = metrics_queue.clone();
+        let publisher = stream
+            .clone()
+            .map_or_else(Publisher::disabled, Publisher::new);
         MetricsActor::start_in_arbiter(&pipeline.handle(), move |_| {
-            MetricsActor::new(metrics, subscription, inbound)
+            MetricsActor::new(metrics, subscription, inbound).with_stream(publisher)
         })
     };
     let boards = StatusBoards::new(status.clone());
@@ -109,20 +125,25 @@ pub async fn start(settings: Settings) -> Result<AppHandle, StartError> {
         );
         let max_frame_bytes = settings.pipeline.max_frame_bytes;
         let (inbound, outbound) = (decoder_queue.clone(), metrics_queue);
+        let link_sink = metrics_actor.clone().recipient();
         DecoderActor::start_in_arbiter(&pipeline.handle(), move |_| {
             DecoderActor::new(metrics, status, sink, max_frame_bytes, inbound, outbound)
+                .with_link_sink(link_sink)
         })
     };
     // The manager and every connection run on the pipeline thread beside the decoder (never on
     // the caller's thread, which may be busy); the manager starts connections as the
     // subscription needs them, all sharing Upbit's budgets for attempts and requests.
     let spawn: SpawnConnection = {
-        let (arbiter, decoder, metrics) = (pipeline.handle(), decoder.recipient(), metrics.clone());
+        let (arbiter, metrics) = (pipeline.handle(), metrics.clone());
+        let link_events = decoder.clone().recipient();
+        let decoder = decoder.recipient();
         let config = ConnectionConfig::from_settings(&settings);
         let attempt_budget = Arc::new(Mutex::new(RateWindow::upbit_connections()));
         let request_budget = Arc::new(Mutex::new(RequestBudget::default()));
         Box::new(move |index, status, subscription| {
             let peers = ConnectionPeers {
+                link_events: Some(link_events.clone()),
                 decoder: decoder.clone(),
                 decoder_queue: decoder_queue.clone(),
                 metrics: metrics.clone(),
@@ -176,6 +197,10 @@ pub async fn start(settings: Settings) -> Result<AppHandle, StartError> {
         started: Instant::now(),
         upbit_url: settings.upbit.url.clone(),
         format: settings.upbit.format,
+        live: http::live::LiveStream {
+            hub: stream.clone(),
+            max_codes: settings.control.max_codes,
+        },
     };
     let workers = match settings.http.workers {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -189,6 +214,8 @@ pub async fn start(settings: Settings) -> Result<AppHandle, StartError> {
             .default_service(web::to(http::error::not_found))
     })
     .workers(workers)
+    // Lets the live stream shut down a connection whose peer stopped reading.
+    .on_connect(crate::stream::socket::remember_socket)
     .disable_signals()
     .shutdown_timeout(HTTP_SHUTDOWN.as_secs())
     .listen(listener)
@@ -217,6 +244,7 @@ pub async fn start(settings: Settings) -> Result<AppHandle, StartError> {
         manager,
         server: handle,
         pipeline,
+        stream,
     })
 }
 
@@ -258,6 +286,10 @@ impl AppHandle {
     pub async fn shutdown(self) {
         log::info!("shutting down");
         let _ = self.manager.send(Shutdown).await;
+        if let Some(stream) = &self.stream {
+            // Streams never end on their own: end them so the HTTP server can stop at once.
+            stream.shutdown();
+        }
         let deadline = Instant::now() + Duration::from_secs(3);
         let stopped = |boards: &StatusBoards| {
             boards

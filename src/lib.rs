@@ -9,6 +9,7 @@ pub mod messages;
 pub mod settings;
 pub mod simulator;
 pub mod status;
+pub mod stream;
 pub mod telemetry;
 pub mod upbit;
 

@@ -28,6 +28,34 @@ pub struct FramesReceived {
     pub read_at: Instant,
 }
 
+/// The upstream link came up or went down. It travels the path of the frames (connection →
+/// decoder → metrics → stream fan-out) so live-stream consumers see it in order with the data
+/// around it: a reconnect is announced before any frame read after the gap.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct LinkChanged {
+    /// Index of the connection (0 unless the subscription is spread over several).
+    pub connection: usize,
+    /// Up, or down and why.
+    pub change: LinkChange,
+    /// When it happened (wall clock).
+    pub at: SystemTime,
+}
+
+/// What happened to the link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkChange {
+    /// The WebSocket handshake completed; the subscription follows at once.
+    Connected,
+    /// The link ended.
+    Disconnected {
+        /// The `upbit_disconnections_total` reason code (`error`, `closed_by_server`, …).
+        reason: &'static str,
+        /// What happened, for humans.
+        detail: String,
+    },
+}
+
 // --- MetricsActor ---------------------------------------------------------------------------
 
 /// The market messages decoded from one batch of frames (a list-format frame holds several).

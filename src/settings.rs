@@ -31,6 +31,7 @@ pub struct Settings {
     pub http: HttpSettings,
     pub control: ControlSettings,
     pub discovery: DiscoverySettings,
+    pub stream: StreamSettings,
 }
 
 /// `[discovery]`: the market list that patterns such as `KRW-*` resolve against.
@@ -40,6 +41,17 @@ pub struct DiscoverySettings {
     pub url: String,
     /// How often the list is fetched again; zero fetches it once at start.
     pub refresh: Duration,
+}
+
+/// `[stream]`: the live stream (`/api/v1/stream`, `/api/v1/events`).
+#[derive(Debug, Clone)]
+pub struct StreamSettings {
+    /// Serve the stream at all.
+    pub enabled: bool,
+    /// Consumers at once, both transports together; beyond: 503.
+    pub max_consumers: usize,
+    /// Trades (and link events) waiting for one consumer; one more disconnects it as slow.
+    pub trade_queue: usize,
 }
 
 /// `[control]`: who may change what, and limits on what they send.
@@ -129,6 +141,7 @@ struct Raw {
     http: RawHttp,
     control: RawControl,
     discovery: RawDiscovery,
+    stream: RawStream,
 }
 
 #[derive(Debug, Deserialize)]
@@ -136,6 +149,14 @@ struct Raw {
 struct RawDiscovery {
     url: String,
     refresh: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStream {
+    enabled: bool,
+    max_consumers: i64,
+    trade_queue: i64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -325,6 +346,7 @@ impl Raw {
             workers: self.http.workers.clamp(0, 64) as usize,
         };
         let control = validate_control(self.control, &mut problems);
+        let stream = validate_stream(self.stream, &mut problems);
         if upbit.codes.len() > control.max_codes {
             problems.push(format!(
                 "upbit.codes: {} codes exceed control.max_codes ({})",
@@ -341,6 +363,7 @@ impl Raw {
                 http,
                 control,
                 discovery,
+                stream,
             })
         } else {
             Err(SettingsError { problems })
@@ -464,6 +487,22 @@ fn validate_control(raw: RawControl, problems: &mut Vec<String>) -> ControlSetti
         state_file: Some(raw.state_file.trim())
             .filter(|f| !f.is_empty())
             .map(PathBuf::from),
+    }
+}
+
+fn validate_stream(raw: RawStream, problems: &mut Vec<String>) -> StreamSettings {
+    let mut bounded = |key: &str, value: i64, range: std::ops::RangeInclusive<i64>| {
+        if range.contains(&value) {
+            value as usize
+        } else {
+            problems.push(format!("stream.{key}: {value} is out of range {range:?}"));
+            *range.start() as usize
+        }
+    };
+    StreamSettings {
+        enabled: raw.enabled,
+        max_consumers: bounded("max_consumers", raw.max_consumers, 1..=100_000),
+        trade_queue: bounded("trade_queue", raw.trade_queue, 1..=1_000_000),
     }
 }
 
@@ -603,6 +642,26 @@ mod tests {
             err.to_string().contains("cannot read /nonexistent/token"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn stream_settings_have_defaults_and_bounds() {
+        let s = Settings::from_overrides([]).unwrap();
+        assert!(s.stream.enabled);
+        assert_eq!((s.stream.max_consumers, s.stream.trade_queue), (100, 1000));
+        let s = Settings::from_overrides([
+            ("stream.enabled", "false"),
+            ("stream.max_consumers", "3"),
+            ("stream.trade_queue", "20"),
+        ])
+        .unwrap();
+        assert!(!s.stream.enabled);
+        assert_eq!((s.stream.max_consumers, s.stream.trade_queue), (3, 20));
+        let err =
+            Settings::from_overrides([("stream.max_consumers", "0"), ("stream.trade_queue", "-1")])
+                .unwrap_err();
+        assert_eq!(err.problems.len(), 2, "{err}");
+        assert!(err.problems[0].contains("stream.max_consumers"), "{err}");
     }
 
     #[test]

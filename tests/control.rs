@@ -559,6 +559,17 @@ async fn every_route_in_the_openapi_document_exists_and_answers_as_documented() 
     for (path, operations) in paths {
         for (method, operation) in operations.as_object().unwrap() {
             let concrete = path.replace("{code}", "KRW-BTC");
+            if operation["responses"].get("101").is_some() {
+                // A WebSocket route: the valid request is the upgrade handshake.
+                let (response, _socket) = app
+                    .client
+                    .ws(app.url(&concrete))
+                    .connect()
+                    .await
+                    .unwrap_or_else(|e| panic!("{method} {path}: WebSocket handshake failed: {e}"));
+                assert_eq!(response.status().as_u16(), 101, "{method} {path}");
+                continue;
+            }
             let body = match method.as_str() {
                 "put" => Some(json!({"ticker":["KRW-BTC"]})),
                 "patch" => Some(json!({"add":{"trade":["KRW-BTC"]}})),

@@ -31,7 +31,9 @@ use futures_util::stream::{SplitSink, StreamExt};
 use super::client::{build_client, classify, RetryAfterSlot};
 use super::pacing::{Backoff, RateWindow, RequestBudget};
 use super::queue::StageQueue;
-use crate::messages::{FramesReceived, Reconnect, SetSubscription, Shutdown};
+use crate::messages::{
+    FramesReceived, LinkChange, LinkChanged, Reconnect, SetSubscription, Shutdown,
+};
 use crate::settings::{ConnectionSettings, Settings};
 use crate::status::{LinkState, StatusBoard};
 use crate::telemetry::events::{
@@ -89,6 +91,9 @@ pub struct ConnectionPeers {
     pub attempt_budget: Arc<Mutex<RateWindow>>,
     /// Subscription messages, shared by every connection of the process.
     pub request_budget: Arc<Mutex<RequestBudget>>,
+    /// Link up/down events, sent down the frames' path (the decoder) so they stay in order with
+    /// the data; `None` when nobody listens.
+    pub link_events: Option<Recipient<LinkChanged>>,
 }
 
 pub struct ConnectionActor {
@@ -247,6 +252,7 @@ impl ConnectionActor {
             attempt: self.attempts,
         }
         .emit(&self.peers.metrics);
+        self.announce(LinkChange::Connected);
         let (sink, stream) = framed.split();
         self.link = Link {
             sink: Some(SinkWrite::new(sink, ctx)),
@@ -500,6 +506,10 @@ impl Actor for ConnectionActor {
             retry_in,
         }
         .emit(&self.peers.metrics);
+        self.announce(LinkChange::Disconnected {
+            reason: reason.as_str(),
+            detail: detail.clone(),
+        });
         let failures = self.backoff.failures();
         let shutting_down = self.shutting_down;
         self.peers.status.update(|s| {
@@ -632,5 +642,19 @@ impl Handler<Shutdown> for ConnectionActor {
         };
         self.write(ws::Message::Close(Some(close)));
         ctx.run_later(CLOSE_GRACE, |_, ctx| ctx.stop());
+    }
+}
+
+impl ConnectionActor {
+    /// Tells the pipeline the link came up or went down, behind every frame already handed on.
+    /// `do_send`: rare, and never dropped for a full mailbox.
+    fn announce(&self, change: LinkChange) {
+        if let Some(link_events) = &self.peers.link_events {
+            link_events.do_send(LinkChanged {
+                connection: self.config.index,
+                change,
+                at: SystemTime::now(),
+            });
+        }
     }
 }

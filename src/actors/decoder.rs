@@ -11,7 +11,7 @@ use std::time::Duration;
 use actix::{Actor, Context, Handler, Recipient};
 
 use super::queue::StageQueue;
-use crate::messages::{FramesDecoded, FramesReceived};
+use crate::messages::{FramesDecoded, FramesReceived, LinkChanged};
 use crate::status::StatusBoards;
 use crate::telemetry::events::{DecodeFailed, MessagesDropped, ServerErrorReceived};
 use crate::telemetry::{LogThrottle, Metrics};
@@ -31,6 +31,8 @@ pub struct DecoderActor {
     outbound: StageQueue,
     decode_log: LogThrottle,
     drop_log: LogThrottle,
+    /// Where link events go on, in order with the decoded frames (the metrics actor).
+    link_sink: Option<Recipient<LinkChanged>>,
 }
 
 impl DecoderActor {
@@ -51,7 +53,15 @@ impl DecoderActor {
             outbound,
             decode_log: LogThrottle::new(LOG_EVERY),
             drop_log: LogThrottle::new(LOG_EVERY),
+            link_sink: None,
         }
+    }
+
+    /// Forwards link events to `sink`, which must be the actor that receives `FramesDecoded`
+    /// (one mailbox keeps them in order).
+    pub fn with_link_sink(mut self, sink: Recipient<LinkChanged>) -> Self {
+        self.link_sink = Some(sink);
+        self
     }
 
     fn decode_failed(&mut self, error: &DecodeError, payload: &[u8]) {
@@ -172,5 +182,16 @@ fn data_type(message: &Message) -> DataType {
         Message::Orderbook(_) => DataType::Orderbook,
         Message::Candle(c) => DataType::Candle(c.interval),
         _ => DataType::Ticker,
+    }
+}
+
+impl Handler<LinkChanged> for DecoderActor {
+    type Result = ();
+
+    /// Passes the event on behind the frames decoded so far; `do_send`, so it is never dropped.
+    fn handle(&mut self, event: LinkChanged, _: &mut Self::Context) {
+        if let Some(sink) = &self.link_sink {
+            sink.do_send(event);
+        }
     }
 }

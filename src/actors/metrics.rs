@@ -13,9 +13,10 @@ use prometheus::{Counter, Gauge, Histogram, IntCounter, IntGauge};
 
 use super::queue::StageQueue;
 use crate::messages::{
-    FramesDecoded, GetLastMessageTimes, GetMarket, GetMarkets, SubscriptionChanged,
+    FramesDecoded, GetLastMessageTimes, GetMarket, GetMarkets, LinkChanged, SubscriptionChanged,
 };
 use crate::status::unix_seconds;
+use crate::stream::Publisher;
 use crate::telemetry::events::MessagesDropped;
 use crate::telemetry::{LogThrottle, Metrics};
 use crate::upbit::model::{Candle, Orderbook, Ticker, Trade};
@@ -68,6 +69,8 @@ pub struct MetricsActor {
     /// Messages waiting for this actor (released here).
     inbound: StageQueue,
     drop_log: LogThrottle,
+    /// The live stream's fan-out: every recorded message and link event, in order.
+    stream: Publisher,
 }
 
 impl MetricsActor {
@@ -80,9 +83,16 @@ impl MetricsActor {
             delays: HashMap::new(),
             inbound,
             drop_log: LogThrottle::new(std::time::Duration::from_secs(10)),
+            stream: Publisher::disabled(),
         };
         actor.apply_subscription(subscription);
         actor
+    }
+
+    /// Hands every recorded message and every link event to the live stream as well.
+    pub fn with_stream(mut self, stream: Publisher) -> Self {
+        self.stream = stream;
+        self
     }
 
     /// Creates series for added pairs and removes those of dropped pairs.
@@ -379,11 +389,17 @@ impl Handler<FramesDecoded> for MetricsActor {
         }
         let count = batch.messages.len();
         let mut unsubscribed = 0;
+        let mut live = Vec::new();
         for message in batch.messages {
-            if !self.record(message, batch.received_at, received_unix) {
+            // Encoded before `record` takes the message; only when a consumer wants the type.
+            let event = self.stream.encode(&message, batch.received_at);
+            if self.record(message, batch.received_at, received_unix) {
+                live.extend(event);
+            } else {
                 unsubscribed += 1;
             }
         }
+        self.stream.publish(&live);
         self.inbound.release(count);
         if unsubscribed > 0 {
             // Messages for pairs no longer (or not yet) subscribed: expected briefly around a
@@ -402,6 +418,14 @@ impl Handler<FramesDecoded> for MetricsActor {
         for _ in 0..batch.frame_sizes.len() {
             self.metrics.pipeline_latency.observe(latency);
         }
+    }
+}
+
+impl Handler<LinkChanged> for MetricsActor {
+    type Result = ();
+
+    fn handle(&mut self, event: LinkChanged, _: &mut Self::Context) {
+        self.stream.link_changed(&event);
     }
 }
 

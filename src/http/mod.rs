@@ -1,12 +1,15 @@
 //! The HTTP surface: `/metrics` (served by the actix-web-prom middleware on the service's
 //! registry), `/healthz`, `/readyz`, the control and data API under `/api/v1`, its OpenAPI
-//! document, and JSON errors for everything else.
+//! document, the live stream (`/api/v1/stream`, `/api/v1/events`) and its page (`/`), and JSON
+//! errors for everything else.
 
 pub mod auth;
 pub mod control;
 pub mod data;
 pub mod error;
 pub mod health;
+pub mod live;
+pub mod page;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -42,6 +45,8 @@ pub struct AppState {
     pub started: Instant,
     pub upbit_url: String,
     pub format: Format,
+    /// The live stream's hub and limits.
+    pub live: live::LiveStream,
 }
 
 /// Registers every route. Each documented path answers other methods with 405 and `Allow`.
@@ -62,7 +67,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .service(resource("/api/v1/reconnect", "POST").route(web::post().to(control::reconnect)))
         .service(resource("/api/v1/markets", "GET").route(web::get().to(data::markets)))
-        .service(resource("/api/v1/markets/{code}", "GET").route(web::get().to(data::market)));
+        .service(resource("/api/v1/markets/{code}", "GET").route(web::get().to(data::market)))
+        .service(resource("/api/v1/stream", "GET").route(web::get().to(live::websocket)))
+        .service(resource("/api/v1/events", "GET").route(web::get().to(live::events)))
+        .service(resource("/", "GET").route(web::get().to(page::index)))
+        .service(resource(page::SCRIPT_PATH, "GET").route(web::get().to(page::script)))
+        .service(resource(page::STYLE_PATH, "GET").route(web::get().to(page::style)));
 }
 
 /// A resource whose unmatched methods get 405 with `Allow: allow`.

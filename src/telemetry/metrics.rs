@@ -282,3 +282,50 @@ impl Metrics {
             .unwrap_or("other")
     }
 }
+
+/// Why a live-stream consumer left (`upbit_stream_disconnects_total{reason}`).
+pub const STREAM_DISCONNECT_REASONS: [&str; 4] = ["client", "slow", "timeout", "shutdown"];
+
+/// Live-stream transports (`upbit_stream_consumers{transport}`).
+pub const STREAM_TRANSPORTS: [&str; 2] = ["ws", "sse"];
+
+/// Messages waiting in one consumer's queue: a consumer that keeps up sees 1.
+const STREAM_QUEUE_BUCKETS: [f64; 12] = [
+    1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 5000.0, 20000.0,
+];
+
+/// The live stream's collectors (`src/stream/`), registered in the same registry as [`Metrics`].
+#[derive(Clone)]
+pub struct StreamMetrics {
+    pub consumers: IntGaugeVec,
+    pub messages_sent: IntCounterVec,
+    pub conflated: IntCounter,
+    pub disconnects: IntCounterVec,
+    pub queue_depth: prometheus::Histogram,
+}
+
+impl StreamMetrics {
+    /// Creates and registers the collectors, every fixed-label series at zero.
+    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
+        let m = Self {
+            consumers: IntGaugeVec::new(opts("upbit_stream_consumers", "Live-stream consumers connected, by transport (ws, sse)."), &["transport"])?,
+            messages_sent: IntCounterVec::new(opts("upbit_stream_messages_sent_total", "Messages handed to live-stream consumers' connections, by transport."), &["transport"])?,
+            conflated: IntCounter::with_opts(opts("upbit_stream_conflated_total", "Queued tickers, orderbooks and candles replaced by a newer one of the same type and code before a consumer read them."))?,
+            disconnects: IntCounterVec::new(opts("upbit_stream_disconnects_total", "Live-stream consumers that left, by reason (client, slow, timeout, shutdown)."), &["reason"])?,
+            queue_depth: prometheus::Histogram::with_opts(HistogramOpts::new("upbit_stream_queue_depth", "Messages waiting in a consumer's queue after each batch the pipeline queued for it.").buckets(STREAM_QUEUE_BUCKETS.to_vec()))?,
+        };
+        registry.register(Box::new(m.consumers.clone()))?;
+        registry.register(Box::new(m.messages_sent.clone()))?;
+        registry.register(Box::new(m.conflated.clone()))?;
+        registry.register(Box::new(m.disconnects.clone()))?;
+        registry.register(Box::new(m.queue_depth.clone()))?;
+        for transport in STREAM_TRANSPORTS {
+            m.consumers.with_label_values(&[transport]);
+            m.messages_sent.with_label_values(&[transport]);
+        }
+        for reason in STREAM_DISCONNECT_REASONS {
+            m.disconnects.with_label_values(&[reason]);
+        }
+        Ok(m)
+    }
+}

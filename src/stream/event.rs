@@ -1,0 +1,205 @@
+//! What consumers receive, encoded once per message and shared by every queue that holds it.
+//!
+//! Every message is one JSON object with an `event` name:
+//!
+//! ```json
+//! {"event":"ticker","data":{"code":"KRW-BTC","trade_price":32287000.0,...},
+//!  "exchange_timestamp_ms":1676965262177,"received_timestamp_ms":1676965262190,"delay_ms":13}
+//! {"event":"link","data":{"connection":0,"state":"disconnected","reason":"error","detail":"connection lost","timestamp_ms":1676965263000}}
+//! {"event":"link","data":{"connection":0,"state":"connected","timestamp_ms":1676965263120}}
+//! {"event":"close","data":{"reason":"slow","message":"more than 1000 trades waiting: ..."}}
+//! ```
+//!
+//! Market messages are the data API's [`Entry`] with the event name added (`ticker`, `trade`,
+//! `orderbook`, `candle.1m` …); `close` is the last message before the service ends a stream.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytestring::ByteString;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use super::LeaveReason;
+use crate::http::data::Entry;
+use crate::messages::LinkChange;
+use crate::status::unix_seconds;
+use crate::upbit::{DataType, Message};
+
+/// Longest `detail` of a link event (it may carry text from Upbit's close frame).
+const MAX_DETAIL_CHARS: usize = 200;
+
+/// A message as sent: the event name (for SSE's `event:` line) and the JSON text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Encoded {
+    /// `ticker`, `trade`, `orderbook`, `candle.1m` …, `link` or `close`.
+    pub name: &'static str,
+    /// The whole JSON object; cloning shares the bytes.
+    pub json: ByteString,
+}
+
+/// `{"event":…,"data":…}` with the event name first, for people reading the stream.
+#[derive(Serialize)]
+struct Wrapped<'a> {
+    event: &'a str,
+    data: Value,
+}
+
+fn wrap(event: &'static str, data: Value) -> Encoded {
+    let json = serde_json::to_string(&Wrapped { event, data }).unwrap_or_default();
+    Encoded {
+        name: event,
+        json: json.into(),
+    }
+}
+
+/// What an event is about, for filtering and conflation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventKind {
+    /// A market message of one type and code (the code without an orderbook's `.N` suffix).
+    Market { data_type: DataType, code: Arc<str> },
+    /// The upstream link came up or went down: every consumer gets it, in order.
+    Link,
+}
+
+/// One message for the fan-out.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub kind: EventKind,
+    pub encoded: Encoded,
+}
+
+impl Event {
+    /// A market message received at `received`; `None` for anything else.
+    pub fn market(message: &Message, received: SystemTime) -> Option<Self> {
+        let mut entry = Entry::of(message, received)?;
+        let data_type = entry.data_type();
+        entry.event = Some(data_type.as_str());
+        let code = message.code()?;
+        let code = code.split_once('.').map_or(code, |(c, _)| c);
+        let json = serde_json::to_string(&entry).ok()?;
+        Some(Self {
+            kind: EventKind::Market {
+                data_type,
+                code: Arc::from(code),
+            },
+            encoded: Encoded {
+                name: data_type.as_str(),
+                json: json.into(),
+            },
+        })
+    }
+
+    /// Upstream connection `connection` came up or went down at `at`.
+    pub fn link(change: &LinkChange, at: SystemTime, connection: usize) -> Self {
+        let timestamp_ms = (unix_seconds(at) * 1000.0).round() as u64;
+        let data = match change {
+            LinkChange::Connected => json!({
+                "state": "connected",
+                "connection": connection,
+                "timestamp_ms": timestamp_ms,
+            }),
+            LinkChange::Disconnected { reason, detail } => json!({
+                "state": "disconnected",
+                "connection": connection,
+                "reason": reason,
+                "detail": detail.chars().take(MAX_DETAIL_CHARS).collect::<String>(),
+                "timestamp_ms": timestamp_ms,
+            }),
+        };
+        Self {
+            kind: EventKind::Link,
+            encoded: wrap("link", data),
+        }
+    }
+
+    /// The link state before the first connection: down, because nothing connected yet.
+    pub fn link_starting() -> Self {
+        Self::link(
+            &LinkChange::Disconnected {
+                reason: "starting",
+                detail: "not connected yet".into(),
+            },
+            SystemTime::now(),
+            0,
+        )
+    }
+}
+
+/// The last message of a stream the service ends.
+pub fn close(reason: LeaveReason, message: &str) -> Encoded {
+    wrap(
+        "close",
+        json!({"reason": reason.as_str(), "message": message}),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::upbit::decode_frame;
+
+    fn fixture(name: &str) -> Message {
+        let path = format!("{}/tests/fixtures/upbit/{name}", env!("CARGO_MANIFEST_DIR"));
+        let bytes = std::fs::read(path).unwrap();
+        decode_frame(&bytes).into_iter().next().unwrap().unwrap()
+    }
+
+    #[test]
+    fn a_market_message_is_the_data_api_entry_with_its_event_name() {
+        let message = fixture("ticker_default_1.json");
+        let at = SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_676_965_262_190);
+        let event = Event::market(&message, at).unwrap();
+        let value: serde_json::Value = serde_json::from_str(&event.encoded.json).unwrap();
+        let Message::Ticker(ticker) = &message else {
+            panic!("a ticker")
+        };
+        assert_eq!(event.encoded.name, "ticker");
+        assert_eq!(value["event"], "ticker");
+        assert_eq!(value["data"], serde_json::to_value(ticker).unwrap());
+        assert_eq!(value["received_timestamp_ms"], 1_676_965_262_190u64);
+        assert_eq!(value["exchange_timestamp_ms"], json!(ticker.timestamp));
+        assert_eq!(
+            event.kind,
+            EventKind::Market {
+                data_type: DataType::Ticker,
+                code: Arc::from(ticker.code.as_str())
+            }
+        );
+    }
+
+    #[test]
+    fn a_candle_keeps_its_type_and_names_the_event_after_it() {
+        let event = Event::market(&fixture("candle_default_1.json"), SystemTime::now()).unwrap();
+        let value: serde_json::Value = serde_json::from_str(&event.encoded.json).unwrap();
+        assert_eq!(value["event"], value["type"]);
+        assert!(event.encoded.name.starts_with("candle."));
+    }
+
+    #[test]
+    fn link_events_carry_state_reason_and_time() {
+        let down = Event::link(
+            &LinkChange::Disconnected {
+                reason: "error",
+                detail: "x".repeat(1000),
+            },
+            SystemTime::UNIX_EPOCH,
+            0,
+        );
+        let value: serde_json::Value = serde_json::from_str(&down.encoded.json).unwrap();
+        assert_eq!(value["event"], "link");
+        assert_eq!(value["data"]["state"], "disconnected");
+        assert_eq!(value["data"]["reason"], "error");
+        assert_eq!(value["data"]["timestamp_ms"], 0);
+        assert_eq!(
+            value["data"]["detail"].as_str().unwrap().len(),
+            MAX_DETAIL_CHARS
+        );
+        let up = Event::link(&LinkChange::Connected, SystemTime::now(), 2);
+        let value: serde_json::Value = serde_json::from_str(&up.encoded.json).unwrap();
+        assert_eq!(value["event"], "link");
+        assert_eq!(value["data"]["state"], "connected");
+        assert_eq!(value["data"]["connection"], 2);
+        assert_eq!(up.kind, EventKind::Link);
+    }
+}

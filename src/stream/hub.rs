@@ -1,0 +1,615 @@
+//! The consumers and the fan-out.
+//!
+//! The pipeline calls [`Publisher::publish`] with each batch: under one short lock it appends
+//! the batch to the queue of every consumer that wants it, disconnects the ones whose queue
+//! overflowed, and wakes the transports afterwards. It never waits on a consumer: a consumer
+//! that stopped reading only grows its own bounded queue until it is dropped.
+//!
+//! A transport holds a [`ConsumerHandle`]; it reads with [`Consumer::poll_next`] and leaves by
+//! dropping the handle (reason `client`) or with [`ConsumerHandle::end`].
+
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+use std::time::SystemTime;
+
+use prometheus::{IntCounter, IntGauge};
+
+use super::event::{Encoded, Event, EventKind};
+use super::filter::{type_bit, Filter};
+use super::queue::{ConsumerQueue, Pushed};
+use super::{LeaveReason, Transport};
+use crate::messages::LinkChanged;
+use crate::telemetry::metrics::StreamMetrics;
+use crate::upbit::{DataType, Message};
+
+/// The fan-out; cheap to clone.
+#[derive(Clone)]
+pub struct Hub {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    registry: Mutex<Registry>,
+    /// Consumers registered: the pipeline skips all work while it is zero.
+    count: AtomicUsize,
+    /// The union of the consumers' type masks: types nobody wants are not even encoded.
+    interest: AtomicU32,
+    next_id: AtomicU64,
+    max_consumers: usize,
+    trade_queue: usize,
+    metrics: StreamMetrics,
+}
+
+struct Registry {
+    consumers: Vec<Arc<Consumer>>,
+    /// The last link event: the first message of every new consumer.
+    link: Event,
+    stopping: bool,
+}
+
+/// One consumer, shared by the hub (writer) and its transport (reader).
+pub struct Consumer {
+    pub id: u64,
+    pub transport: Transport,
+    /// The remote address, for logs.
+    pub peer: String,
+    filter: Filter,
+    state: Mutex<ConsumerState>,
+    /// Signalled once when the stream ends (one waiter: the transport's task).
+    ended: tokio::sync::Notify,
+    sent: AtomicU64,
+    sent_total: IntCounter,
+    gauge: IntGauge,
+}
+
+struct ConsumerState {
+    queue: ConsumerQueue,
+    waker: Option<Waker>,
+    ending: Option<Ending>,
+}
+
+/// Why and how a stream ended, for the close frame or the final SSE event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ending {
+    pub reason: LeaveReason,
+    /// For the client.
+    pub message: String,
+}
+
+/// What a transport reads next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Next {
+    Message(Encoded),
+    /// The hub ended the stream (slow, shutdown) or the transport did: close it.
+    Ended(Ending),
+}
+
+/// Why a consumer was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JoinError {
+    #[error("{max} live-stream consumers are connected, the most allowed (stream.max_consumers); try again later")]
+    Full { max: usize },
+    #[error("the service is stopping")]
+    Stopping,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Plain data: a panic elsewhere cannot leave it half-updated in a way that matters here.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Hub {
+    /// A hub for at most `max_consumers`, each keeping at most `trade_queue` trades waiting.
+    pub fn new(max_consumers: usize, trade_queue: usize, metrics: StreamMetrics) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                registry: Mutex::new(Registry {
+                    consumers: Vec::new(),
+                    link: Event::link_starting(),
+                    stopping: false,
+                }),
+                count: AtomicUsize::new(0),
+                interest: AtomicU32::new(0),
+                next_id: AtomicU64::new(1),
+                max_consumers,
+                trade_queue,
+                metrics,
+            }),
+        }
+    }
+
+    /// Registers a consumer; its first message is the current link state.
+    pub fn join(
+        &self,
+        transport: Transport,
+        filter: Filter,
+        peer: String,
+    ) -> Result<ConsumerHandle, JoinError> {
+        let shared = &self.shared;
+        let mut registry = lock(&shared.registry);
+        if registry.stopping {
+            return Err(JoinError::Stopping);
+        }
+        if registry.consumers.len() >= shared.max_consumers {
+            return Err(JoinError::Full {
+                max: shared.max_consumers,
+            });
+        }
+        let mut queue = ConsumerQueue::new(shared.trade_queue);
+        queue.push(&registry.link);
+        let label = [transport.label()];
+        let consumer = Arc::new(Consumer {
+            id: shared.next_id.fetch_add(1, Ordering::Relaxed),
+            transport,
+            peer,
+            filter,
+            state: Mutex::new(ConsumerState {
+                queue,
+                waker: None,
+                ending: None,
+            }),
+            ended: tokio::sync::Notify::new(),
+            sent: AtomicU64::new(0),
+            sent_total: shared.metrics.messages_sent.with_label_values(&label),
+            gauge: shared.metrics.consumers.with_label_values(&label),
+        });
+        registry.consumers.push(consumer.clone());
+        self.recount(&registry);
+        drop(registry);
+        consumer.gauge.inc();
+        log::info!(
+            "stream consumer joined id={} transport={} peer={} {}",
+            consumer.id,
+            transport.label(),
+            consumer.peer,
+            consumer.filter.describe()
+        );
+        Ok(ConsumerHandle {
+            hub: self.clone(),
+            consumer,
+        })
+    }
+
+    /// Consumers connected now.
+    pub fn consumers(&self) -> usize {
+        self.shared.count.load(Ordering::Relaxed)
+    }
+
+    /// Appends a batch to every interested consumer's queue; never waits for a consumer.
+    pub fn publish(&self, events: &[Event]) {
+        let shared = &self.shared;
+        let has_link = events.iter().any(|e| e.kind == EventKind::Link);
+        if events.is_empty() || (shared.count.load(Ordering::Relaxed) == 0 && !has_link) {
+            return;
+        }
+        let mut registry = lock(&shared.registry);
+        if let Some(link) = events.iter().rev().find(|e| e.kind == EventKind::Link) {
+            registry.link = link.clone();
+        }
+        let (mut wake, mut slow, mut conflated) = (Vec::new(), Vec::new(), 0);
+        for consumer in &registry.consumers {
+            let mut state = lock(&consumer.state);
+            if state.ending.is_some() {
+                continue;
+            }
+            let (mut queued, mut overflow) = (false, false);
+            for event in events.iter().filter(|e| consumer.filter.accepts(&e.kind)) {
+                match state.queue.push(event) {
+                    Pushed::Queued => queued = true,
+                    Pushed::Conflated => conflated += 1,
+                    Pushed::Overflow => {
+                        overflow = true;
+                        break;
+                    }
+                }
+            }
+            if overflow {
+                state.ending = Some(Ending {
+                    reason: LeaveReason::Slow,
+                    message: format!(
+                        "more than {} trades waiting: this consumer reads too slowly",
+                        shared.trade_queue
+                    ),
+                });
+                state.queue.clear();
+                slow.push(consumer.clone());
+            } else if queued {
+                shared.metrics.queue_depth.observe(state.queue.len() as f64);
+            }
+            if queued || overflow {
+                wake.extend(state.waker.take());
+            }
+        }
+        if !slow.is_empty() {
+            registry
+                .consumers
+                .retain(|c| !slow.iter().any(|s| s.id == c.id));
+            self.recount(&registry);
+        }
+        drop(registry);
+        wake.into_iter().for_each(Waker::wake);
+        if conflated > 0 {
+            shared.metrics.conflated.inc_by(conflated);
+        }
+        for consumer in slow {
+            consumer.ended.notify_one();
+            self.left(&consumer, LeaveReason::Slow);
+        }
+    }
+
+    /// Ends every stream with reason `shutdown` and refuses new consumers.
+    pub fn shutdown(&self) {
+        let mut registry = lock(&self.shared.registry);
+        registry.stopping = true;
+        let all = std::mem::take(&mut registry.consumers);
+        self.recount(&registry);
+        drop(registry);
+        for consumer in all {
+            consumer.finish(LeaveReason::Shutdown, "the service is stopping");
+            self.left(&consumer, LeaveReason::Shutdown);
+        }
+    }
+
+    /// Removes a consumer if still registered (the first reason wins) and ends its stream.
+    fn leave(&self, consumer: &Arc<Consumer>, reason: LeaveReason, message: &str) {
+        let mut registry = lock(&self.shared.registry);
+        let Some(index) = registry.consumers.iter().position(|c| c.id == consumer.id) else {
+            return;
+        };
+        registry.consumers.swap_remove(index);
+        self.recount(&registry);
+        drop(registry);
+        consumer.finish(reason, message);
+        self.left(consumer, reason);
+    }
+
+    /// Counts and logs a departure (the consumer is already out of the registry).
+    fn left(&self, consumer: &Consumer, reason: LeaveReason) {
+        consumer.gauge.dec();
+        self.shared
+            .metrics
+            .disconnects
+            .with_label_values(&[reason.as_str()])
+            .inc();
+        let sent = consumer.sent.load(Ordering::Relaxed);
+        let line = format!(
+            "stream consumer left id={} transport={} peer={} reason={} sent={sent}",
+            consumer.id,
+            consumer.transport.label(),
+            consumer.peer,
+            reason.as_str()
+        );
+        if reason == LeaveReason::Slow {
+            log::warn!(
+                "{line} (more than {} trades waiting)",
+                self.shared.trade_queue
+            );
+        } else {
+            log::info!("{line}");
+        }
+    }
+
+    fn recount(&self, registry: &Registry) {
+        let interest = registry
+            .consumers
+            .iter()
+            .fold(0, |mask, c| mask | c.filter.type_mask());
+        self.shared.interest.store(interest, Ordering::Relaxed);
+        self.shared
+            .count
+            .store(registry.consumers.len(), Ordering::Relaxed);
+    }
+
+    fn wants(&self, data_type: DataType) -> bool {
+        self.shared.interest.load(Ordering::Relaxed) & type_bit(data_type) != 0
+    }
+}
+
+impl Consumer {
+    /// The next message, or the end of the stream; registers the waker when there is neither.
+    pub fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Next> {
+        let mut state = lock(&self.state);
+        if let Some(ending) = &state.ending {
+            return Poll::Ready(Next::Ended(ending.clone()));
+        }
+        if let Some(message) = state.queue.pop() {
+            return Poll::Ready(Next::Message(message));
+        }
+        if !state
+            .waker
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            state.waker = Some(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+
+    /// The next message, or the end of the stream.
+    pub async fn next(&self) -> Next {
+        std::future::poll_fn(|cx| self.poll_next(cx)).await
+    }
+
+    /// Resolves once the stream has ended, whoever ended it.
+    pub async fn ended(&self) {
+        loop {
+            if lock(&self.state).ending.is_some() {
+                return;
+            }
+            self.ended.notified().await;
+        }
+    }
+
+    /// Counts messages handed to the connection.
+    pub fn count_sent(&self, messages: u64) {
+        self.sent.fetch_add(messages, Ordering::Relaxed);
+        self.sent_total.inc_by(messages);
+    }
+
+    /// Messages waiting.
+    pub fn queued(&self) -> usize {
+        lock(&self.state).queue.len()
+    }
+
+    fn finish(&self, reason: LeaveReason, message: &str) {
+        let mut state = lock(&self.state);
+        if state.ending.is_none() {
+            state.ending = Some(Ending {
+                reason,
+                message: message.to_owned(),
+            });
+        }
+        state.queue.clear();
+        let waker = state.waker.take();
+        drop(state);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        self.ended.notify_one();
+    }
+}
+
+/// A transport's hold on its consumer: dropping it leaves the hub (reason `client` unless the
+/// stream already ended for another reason).
+pub struct ConsumerHandle {
+    hub: Hub,
+    consumer: Arc<Consumer>,
+}
+
+impl ConsumerHandle {
+    pub fn consumer(&self) -> &Arc<Consumer> {
+        &self.consumer
+    }
+
+    /// Ends the stream for `reason` (the transport noticed it: a timeout, the client closed).
+    pub fn end(&self, reason: LeaveReason, message: &str) {
+        self.hub.leave(&self.consumer, reason, message);
+    }
+}
+
+impl Drop for ConsumerHandle {
+    fn drop(&mut self) {
+        self.hub
+            .leave(&self.consumer, LeaveReason::Client, "the client left");
+    }
+}
+
+/// What the pipeline holds: a hub, or nothing when the stream is disabled.
+#[derive(Clone, Default)]
+pub struct Publisher {
+    hub: Option<Hub>,
+}
+
+impl Publisher {
+    pub fn new(hub: Hub) -> Self {
+        Self { hub: Some(hub) }
+    }
+
+    /// Publishes nothing.
+    pub fn disabled() -> Self {
+        Self::default()
+    }
+
+    /// Encodes a market message when some consumer may want its type; `None` (and no work)
+    /// otherwise.
+    pub fn encode(&self, message: &Message, received_at: SystemTime) -> Option<Event> {
+        let hub = self.hub.as_ref()?;
+        let data_type = match message {
+            Message::Ticker(_) => DataType::Ticker,
+            Message::Trade(_) => DataType::Trade,
+            Message::Orderbook(_) => DataType::Orderbook,
+            Message::Candle(c) => DataType::Candle(c.interval),
+            _ => return None,
+        };
+        if !hub.wants(data_type) {
+            return None;
+        }
+        Event::market(message, received_at)
+    }
+
+    /// Fans a batch out.
+    pub fn publish(&self, events: &[Event]) {
+        if let Some(hub) = &self.hub {
+            hub.publish(events);
+        }
+    }
+
+    /// Fans a link event out, in order with the batches around it.
+    pub fn link_changed(&self, event: &LinkChanged) {
+        if let Some(hub) = &self.hub {
+            hub.publish(&[Event::link(&event.change, event.at, event.connection)]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use super::*;
+    use crate::messages::LinkChange;
+    use crate::upbit::model::Trade;
+    use crate::upbit::types::Side;
+
+    fn hub(max: usize, trades: usize) -> (Hub, StreamMetrics) {
+        let metrics = StreamMetrics::register(&prometheus::Registry::new()).unwrap();
+        (Hub::new(max, trades, metrics.clone()), metrics)
+    }
+
+    fn trade(code: &str, price: f64) -> Message {
+        Message::Trade(Trade {
+            code: code.into(),
+            trade_price: price,
+            trade_volume: 1.0,
+            ask_bid: Side::Bid,
+            prev_closing_price: None,
+            change: None,
+            change_price: None,
+            trade_date: None,
+            trade_time: None,
+            trade_timestamp: None,
+            timestamp: Some(1),
+            sequential_id: None,
+            best_ask_price: None,
+            best_ask_size: None,
+            best_bid_price: None,
+            best_bid_size: None,
+            stream_type: None,
+        })
+    }
+
+    /// What is waiting for a consumer, without blocking.
+    fn waiting(handle: &ConsumerHandle) -> Vec<Next> {
+        let waker = futures_util::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        let mut out = Vec::new();
+        while let Poll::Ready(next) = handle.consumer().poll_next(&mut cx) {
+            let ended = matches!(next, Next::Ended(_));
+            out.push(next);
+            if ended {
+                break;
+            }
+        }
+        out
+    }
+
+    fn names(nexts: &[Next]) -> Vec<String> {
+        nexts
+            .iter()
+            .map(|n| match n {
+                Next::Message(m) => m.name.to_owned(),
+                Next::Ended(e) => format!("ended:{}", e.reason.as_str()),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_first_message_is_the_link_state_then_what_the_filter_lets_through() {
+        let (hub, _) = hub(10, 10);
+        let publisher = Publisher::new(hub.clone());
+        assert!(
+            publisher
+                .encode(&trade("KRW-BTC", 1.0), SystemTime::now())
+                .is_none(),
+            "nothing is encoded while nobody listens"
+        );
+        publisher.link_changed(&LinkChanged {
+            connection: 0,
+            change: LinkChange::Connected,
+            at: SystemTime::now(),
+        });
+        let btc = hub
+            .join(
+                Transport::Sse,
+                Filter::parse(None, Some("KRW-BTC"), 10).unwrap(),
+                "peer".into(),
+            )
+            .unwrap();
+        let tickers = hub
+            .join(
+                Transport::WebSocket,
+                Filter::parse(Some("ticker"), None, 10).unwrap(),
+                "peer".into(),
+            )
+            .unwrap();
+        let events: Vec<Event> = [trade("KRW-BTC", 1.0), trade("KRW-ETH", 2.0)]
+            .iter()
+            .filter_map(|m| publisher.encode(m, SystemTime::now()))
+            .collect();
+        assert_eq!(events.len(), 2);
+        publisher.publish(&events);
+        let got = waiting(&btc);
+        assert_eq!(names(&got), ["link", "trade"]);
+        let Next::Message(link) = &got[0] else {
+            panic!()
+        };
+        assert!(link.json.contains("connected"));
+        assert_eq!(names(&waiting(&tickers)), ["link"]);
+        assert_eq!(hub.consumers(), 2);
+        drop(btc);
+        assert_eq!(hub.consumers(), 1);
+    }
+
+    #[test]
+    fn a_consumer_over_its_trade_limit_is_ended_as_slow_and_the_others_go_on() {
+        let (hub, metrics) = hub(10, 3);
+        let publisher = Publisher::new(hub.clone());
+        let stalled = hub
+            .join(Transport::Sse, Filter::everything(), "a".into())
+            .unwrap();
+        let reader = hub
+            .join(Transport::WebSocket, Filter::everything(), "b".into())
+            .unwrap();
+        for i in 0..5 {
+            let event = publisher
+                .encode(&trade("KRW-BTC", i as f64), SystemTime::now())
+                .unwrap();
+            publisher.publish(&[event]);
+            assert_eq!(waiting(&reader).len(), if i == 0 { 2 } else { 1 });
+        }
+        let got = waiting(&stalled);
+        assert_eq!(
+            names(&got),
+            ["ended:slow"],
+            "the backlog is dropped at once"
+        );
+        assert_eq!(hub.consumers(), 1);
+        assert_eq!(metrics.disconnects.with_label_values(&["slow"]).get(), 1);
+        assert_eq!(metrics.consumers.with_label_values(&["sse"]).get(), 0);
+        assert_eq!(metrics.consumers.with_label_values(&["ws"]).get(), 1);
+        drop(stalled);
+        assert_eq!(
+            metrics.disconnects.with_label_values(&["client"]).get(),
+            0,
+            "one departure, counted once"
+        );
+    }
+
+    #[test]
+    fn the_cap_refuses_and_shutdown_ends_everyone() {
+        let (hub, metrics) = hub(2, 3);
+        let a = hub
+            .join(Transport::Sse, Filter::everything(), "a".into())
+            .unwrap();
+        let _b = hub
+            .join(Transport::Sse, Filter::everything(), "b".into())
+            .unwrap();
+        let refused = hub.join(Transport::Sse, Filter::everything(), "c".into());
+        assert!(matches!(refused, Err(JoinError::Full { max: 2 })));
+        hub.shutdown();
+        assert_eq!(names(&waiting(&a)), ["ended:shutdown"]);
+        assert_eq!(
+            metrics.disconnects.with_label_values(&["shutdown"]).get(),
+            2
+        );
+        assert!(matches!(
+            hub.join(Transport::Sse, Filter::everything(), "d".into()),
+            Err(JoinError::Stopping)
+        ));
+        a.end(LeaveReason::Timeout, "late");
+        assert_eq!(metrics.disconnects.with_label_values(&["timeout"]).get(), 0);
+    }
+}
