@@ -91,10 +91,11 @@ try {
   await page.setViewportSize({ width: 960, height: 600 });
 
   // Let the sparklines fill a little for the picture.
-  await wait(() =>
-    [...document.querySelectorAll("td.spark polyline")].every(
-      (line) => (line.getAttribute("points") || "").split(" ").length >= 50,
-    ),
+  await wait(
+    () =>
+      [...document.querySelectorAll("td.spark polyline")].filter(
+        (line) => (line.getAttribute("points") || "").split(" ").length >= 50,
+      ).length >= 3,
   );
   const height = await page.evaluate(() => Math.ceil(document.body.getBoundingClientRect().bottom) + 16);
   await page.screenshot({ path: screenshot, clip: { x: 0, y: 0, width: 960, height } });
