@@ -103,7 +103,8 @@ impl RateWindow {
 
 /// Upbit's request limits (5 per second, 100 per minute), for subscription messages: each
 /// (re)subscription is two requests (the subscription and LIST_SUBSCRIPTIONS), so at most 2
-/// per second and 48 per minute, shared by every connection of the process.
+/// per 1.25 s (the same quarter-second margin as connection attempts, for sends that a busy
+/// machine delays and bunches) and 48 per minute, shared by every connection of the process.
 #[derive(Debug)]
 pub struct RequestBudget {
     per_sec: RateWindow,
@@ -113,7 +114,7 @@ pub struct RequestBudget {
 impl Default for RequestBudget {
     fn default() -> Self {
         Self {
-            per_sec: RateWindow::new(2, Duration::from_secs(1)),
+            per_sec: RateWindow::new(2, Duration::from_millis(1250)),
             per_min: RateWindow::new(48, Duration::from_secs(60)),
         }
     }
