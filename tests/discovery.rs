@@ -10,6 +10,8 @@ use serde_json::Value;
 use support::*;
 use upbit_exporter::simulator::{Fault, SimulatorHandle, BUNDLED_MARKETS};
 
+const TOKEN: &str = "discovery-token-0123456789";
+
 /// The bundled list's codes with this quote currency.
 fn listed(quote: &str) -> BTreeSet<String> {
     let markets: Vec<Value> = serde_json::from_str(BUNDLED_MARKETS).unwrap();
@@ -251,6 +253,7 @@ async fn a_large_subscription_spreads_over_connections_that_share_one_budget() {
         &[
             ("upbit.codes", "KRW-*"),
             ("connection.max_codes_per_connection", "15"),
+            ("control.token", TOKEN),
         ],
     )
     .await;
@@ -312,6 +315,30 @@ async fn a_large_subscription_spreads_over_connections_that_share_one_budget() {
         m.get("upbit_connections_total", &[]),
         (2 * wanted_connections) as f64
     );
+
+    // The subscription shrinks to one code: the extra connections close and leave no series.
+    let (status, body) = app
+        .send(
+            "PUT",
+            "/api/v1/subscriptions",
+            Some(TOKEN),
+            Some(serde_json::json!({"ticker": ["KRW-BTC"]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    eventually("one connection left, ready", || async {
+        let m = app.metrics().await;
+        when(
+            sim.stats().active_connections == 1
+                && m.series("upbit_connection_up").len() == 1
+                && m.get("upbit_connected", &[]) == 1.0
+                && app.get_json("/readyz").await.0 == 200,
+        )
+    })
+    .await;
+    let (_, status) = app.get_json("/api/v1/status").await;
+    assert_eq!(status["connections"].as_array().unwrap().len(), 1);
+    assert_eq!(status["connections"][0]["codes"], 1);
     app.shutdown().await;
     sim.stop().await;
 }

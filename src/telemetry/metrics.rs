@@ -233,8 +233,12 @@ impl Metrics {
         Ok(())
     }
 
-    /// Connection `index` went up (connected and subscribed) or down.
+    /// Connection `index` went up (connected and subscribed) or down. A connection no longer in
+    /// use (closing after the subscription shrank) leaves no series behind.
     pub fn link_up(&self, index: usize, up: bool) {
+        if index >= self.active_links.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
         self.connection_up
             .with_label_values(&[&index.to_string()])
             .set(i64::from(up));
