@@ -188,7 +188,9 @@ pub fn to_doc(sub: &Subscription) -> SubscriptionDoc {
         .collect()
 }
 
-fn escape(text: &str) -> String {
+/// `text` with control and non-ASCII characters escaped, at most 300 characters: safe to put in
+/// an error message or a log line whatever a client sent.
+pub fn escape(text: &str) -> String {
     text.chars()
         .flat_map(char::escape_default)
         .take(300)

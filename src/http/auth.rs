@@ -7,7 +7,7 @@ use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
-use crate::control::Secret;
+use crate::control::{escape, Secret};
 
 /// Which kind of route is asking.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,12 +114,7 @@ pub async fn read_json<T: DeserializeOwned>(
     serde_json::from_slice::<UniqueKeys>(&body)
         .and_then(|_| serde_json::from_slice(&body))
         .map_err(|e| {
-            let message: String = e
-                .to_string()
-                .chars()
-                .flat_map(char::escape_default)
-                .take(300)
-                .collect();
+            let message = escape(&e.to_string());
             if e.is_data() {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", message)
             } else {

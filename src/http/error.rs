@@ -1,5 +1,6 @@
 //! JSON errors: every error the HTTP surface returns is `{"error":{"code":..,"message":..}}`.
 
+use crate::control::escape;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use serde_json::json;
@@ -72,24 +73,22 @@ pub fn query_error(
     error: actix_web::error::QueryPayloadError,
     _: &HttpRequest,
 ) -> actix_web::Error {
-    let message: String = error
-        .to_string()
-        .chars()
-        .flat_map(char::escape_default)
-        .take(300)
-        .collect();
-    ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", message).into()
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_query",
+        escape(&error.to_string()),
+    )
+    .into()
 }
 
 /// Path errors as JSON 400s.
 pub fn path_error(error: actix_web::error::PathError, _: &HttpRequest) -> actix_web::Error {
-    let message: String = error
-        .to_string()
-        .chars()
-        .flat_map(char::escape_default)
-        .take(300)
-        .collect();
-    ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", message).into()
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_path",
+        escape(&error.to_string()),
+    )
+    .into()
 }
 
 /// A known route called with the wrong method.

@@ -25,6 +25,7 @@ use tokio::time::{interval_at, Instant, Interval};
 use super::auth::Access;
 use super::error::ApiError;
 use super::AppState;
+use crate::control::escape;
 use crate::stream::hub::{Consumer, Ending};
 use crate::stream::socket::PeerSocket;
 use crate::stream::{event, ConsumerHandle, Filter, Hub, JoinError, LeaveReason, Next, Transport};
@@ -64,16 +65,13 @@ struct StreamQuery {
 fn admit(request: &HttpRequest, state: &AppState) -> Result<(Hub, Filter), ApiError> {
     state.auth.check(request, Access::Read)?;
     let query = web::Query::<StreamQuery>::from_query(request.query_string()).map_err(|e| {
-        let message: String = e
-            .to_string()
-            .chars()
-            .flat_map(char::escape_default)
-            .take(300)
-            .collect();
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_query",
-            format!("{message}; accepted: types and codes, comma-separated"),
+            format!(
+                "{}; accepted: types and codes, comma-separated",
+                escape(&e.to_string())
+            ),
         )
     })?;
     let filter = Filter::parse(

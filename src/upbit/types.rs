@@ -294,16 +294,22 @@ pub fn entry_problem(entry: &str) -> Option<String> {
     }
     code_problem(entry).map(|problem| {
         if entry.contains('*') {
-            let shown: String = entry
-                .chars()
-                .flat_map(char::escape_default)
-                .take(40)
-                .collect();
-            format!("pattern \"{shown}\" is not supported; use * or QUOTE-* such as KRW-*")
+            format!(
+                "pattern \"{}\" is not supported; use * or QUOTE-* such as KRW-*",
+                shown(entry)
+            )
         } else {
             problem
         }
     })
+}
+
+/// A code as a message may show it: escaped, at most 40 characters.
+fn shown(code: &str) -> String {
+    code.chars()
+        .flat_map(char::escape_default)
+        .take(40)
+        .collect()
 }
 
 /// Explains why a code is invalid, for user-facing errors.
@@ -311,11 +317,7 @@ pub fn code_problem(code: &str) -> Option<String> {
     if is_valid_code(code) {
         return None;
     }
-    let shown: String = code
-        .chars()
-        .flat_map(char::escape_default)
-        .take(40)
-        .collect();
+    let shown = shown(code);
     if code.len() > MAX_CODE_LEN {
         return Some(format!(
             "market code \"{shown}…\" is longer than {MAX_CODE_LEN} bytes"
