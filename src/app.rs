@@ -51,8 +51,6 @@ pub enum StartError {
 pub struct AppHandle {
     /// Where the HTTP server listens (useful with port 0).
     pub http_addr: SocketAddr,
-    /// The first connection's state.
-    pub status: StatusBoard,
     /// The registry behind `/metrics`.
     pub registry: Registry,
     boards: StatusBoards,
@@ -116,7 +114,7 @@ pub async fn start(settings: Settings) -> Result<AppHandle, StartError> {
             MetricsActor::new(metrics, subscription, inbound).with_stream(publisher)
         })
     };
-    let boards = StatusBoards::new(status.clone());
+    let boards = StatusBoards::new(status);
     let decoder = {
         let (metrics, status, sink) = (
             metrics.clone(),
@@ -238,7 +236,6 @@ pub async fn start(settings: Settings) -> Result<AppHandle, StartError> {
     );
     Ok(AppHandle {
         http_addr,
-        status,
         registry,
         boards,
         manager,
