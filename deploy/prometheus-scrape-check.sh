@@ -13,13 +13,9 @@ cd "$(dirname "$0")/.."
 
 TARGET=${1:?usage: deploy/prometheus-scrape-check.sh HOST:PORT}
 DEADLINE_SECONDS=60
-sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
-
-if ! command -v prometheus >/dev/null 2>&1; then
-  echo "installing prometheus (Debian package)"
-  sudo_if_needed apt-get update -q
-  sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -q prometheus
-fi
+# shellcheck source=../scripts/tools.sh
+. scripts/tools.sh
+ensure_apt_tool prometheus
 # PyYAML: from the check venv when there, else the system's.
 PY=${XDG_CACHE_HOME:-$HOME/.cache}/upbit-exporter/venv/bin/python
 [ -x "$PY" ] && "$PY" -c 'import yaml' 2>/dev/null || PY=python3
