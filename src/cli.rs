@@ -30,7 +30,8 @@ pub enum Command {
 /// Options of `upbit-exporter demo`: the simulator's options, and where the service listens.
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
-    /// Where the service's HTTP server listens.
+    /// Where the service's HTTP server listens (port 0 picks a free port; the chosen address is
+    /// printed).
     #[arg(long, default_value = "127.0.0.1:8081")]
     pub http: std::net::SocketAddr,
     #[command(flatten)]

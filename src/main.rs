@@ -65,24 +65,10 @@ async fn simulate(args: SimulateArgs) -> std::io::Result<()> {
     upbit_exporter::simulator::cli::run(args).await
 }
 
-/// The simulator and the service together, for a first look without network access.
+/// The simulator and the service together, for a first look without network access. The
+/// simulator starts first, so the service is pointed at the address it actually bound (port 0
+/// picks a free one), and the printed addresses are the real ones.
 fn demo(args: DemoArgs, config: Option<&std::path::Path>) -> ExitCode {
-    let mut env: Vec<(String, String)> = std::env::vars().collect();
-    let url = format!("ws://{}/websocket/v1", args.simulator.listen);
-    for (key, value) in [
-        ("UPBIT_EXPORTER__UPBIT__URL", url.as_str()),
-        (
-            "UPBIT_EXPORTER__UPBIT__TYPES",
-            "ticker,trade,orderbook,candle.1m",
-        ),
-        ("UPBIT_EXPORTER__HTTP__LISTEN", &args.http.to_string()),
-    ] {
-        env.push((key.to_owned(), value.to_owned()));
-    }
-    let settings = match Settings::load(Sources { file: config, env }) {
-        Ok(settings) => settings,
-        Err(err) => return config_error(err),
-    };
     actix_rt::System::new().block_on(async move {
         let simulator = match args.simulator.start().await {
             Ok(simulator) => simulator,
@@ -91,15 +77,37 @@ fn demo(args: DemoArgs, config: Option<&std::path::Path>) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        let url = simulator.ws_url();
+        let mut env: Vec<(String, String)> = std::env::vars().collect();
+        for (key, value) in [
+            ("UPBIT_EXPORTER__UPBIT__URL", url.as_str()),
+            (
+                "UPBIT_EXPORTER__UPBIT__TYPES",
+                "ticker,trade,orderbook,candle.1m",
+            ),
+            ("UPBIT_EXPORTER__HTTP__LISTEN", &args.http.to_string()),
+        ] {
+            env.push((key.to_owned(), value.to_owned()));
+        }
+        let settings = match Settings::load(Sources { file: config, env }) {
+            Ok(settings) => settings,
+            Err(err) => {
+                simulator.stop().await;
+                return config_error(err);
+            }
+        };
         let handle = match app::start(settings).await {
             Ok(handle) => handle,
             Err(err) => {
                 log::error!("{err}");
+                simulator.stop().await;
                 return ExitCode::FAILURE;
             }
         };
         let http = handle.http_url();
-        println!("demo: simulator on {url}; metrics {http}/metrics, status {http}/api/v1/status, markets {http}/api/v1/markets");
+        println!("demo: simulator on {url}");
+        println!("demo: live page {http}/  metrics {http}/metrics  status {http}/api/v1/status  markets {http}/api/v1/markets");
+        let _ = std::io::Write::flush(&mut std::io::stdout());
         shutdown_signal().await;
         handle.shutdown().await;
         simulator.stop().await;

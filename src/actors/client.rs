@@ -61,6 +61,7 @@ pub fn classify(error: &WsClientError) -> ConnectFailure {
             ConnectFailure::Http418
         }
         WsClientError::SendRequest(SendRequestError::Connect(err)) => match err {
+            ConnectError::Resolver(_) => ConnectFailure::Dns,
             ConnectError::Timeout => ConnectFailure::Timeout,
             ConnectError::SslIsNotSupported => ConnectFailure::Tls,
             ConnectError::Io(io) => match io.kind() {
@@ -181,5 +182,10 @@ mod tests {
         let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
         let err = WsClientError::SendRequest(SendRequestError::Connect(ConnectError::Io(refused)));
         assert_eq!(classify(&err), ConnectFailure::Refused);
+        let unresolved: Box<dyn std::error::Error> = "failed to lookup address information".into();
+        let err = WsClientError::SendRequest(SendRequestError::Connect(ConnectError::Resolver(
+            unresolved,
+        )));
+        assert_eq!(classify(&err), ConnectFailure::Dns);
     }
 }

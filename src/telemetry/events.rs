@@ -40,6 +40,8 @@ impl DisconnectReason {
 /// Why a connection attempt failed (`upbit_connect_failures_total{reason}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConnectFailure {
+    /// The host name could not be resolved (no network, or a wrong `upbit.url`).
+    Dns,
     Refused,
     Timeout,
     Tls,
@@ -51,6 +53,7 @@ pub enum ConnectFailure {
 impl ConnectFailure {
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::Dns => "dns",
             Self::Refused => "refused",
             Self::Timeout => "timeout",
             Self::Tls => "tls",
@@ -110,6 +113,19 @@ impl Subscribed<'_> {
     }
 }
 
+/// Set once the "cannot resolve" hint has been logged: one line per process is enough.
+static DNS_HINT_GIVEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The line logged at the first DNS failure of the process, if this failure is one and the hint
+/// was not given yet.
+pub fn dns_hint(reason: ConnectFailure) -> Option<&'static str> {
+    use std::sync::atomic::Ordering;
+    (reason == ConnectFailure::Dns && !DNS_HINT_GIVEN.swap(true, Ordering::Relaxed)).then_some(
+        "the Upbit host cannot be resolved: no network here? `upbit-exporter demo` runs the \
+         service against its built-in Upbit simulator instead",
+    )
+}
+
 /// A connection attempt failed before the handshake completed.
 pub struct ConnectFailed<'a> {
     pub connection: usize,
@@ -127,6 +143,9 @@ impl ConnectFailed<'_> {
                 self.reason.as_str()
             ),
             _ => warn!("connect failed reason={} delay_ms={delay_ms}: {}", self.reason.as_str(), self.error),
+        }
+        if let Some(hint) = dns_hint(self.reason) {
+            warn!("{hint}");
         }
         m.connect_failures
             .with_label_values(&[self.reason.as_str()])
@@ -238,5 +257,19 @@ impl MessagesDropped {
         m.dropped_messages
             .with_label_values(&[self.stage, self.reason])
             .inc_by(self.count);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_dns_failure_suggests_the_demo_once() {
+        assert_eq!(dns_hint(ConnectFailure::Refused), None);
+        let first = dns_hint(ConnectFailure::Dns).expect("the first DNS failure gets the hint");
+        assert!(first.contains("upbit-exporter demo"), "{first}");
+        assert_eq!(dns_hint(ConnectFailure::Dns), None, "one line per process");
+        assert_eq!(ConnectFailure::Dns.as_str(), "dns");
     }
 }

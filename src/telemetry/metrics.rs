@@ -20,8 +20,9 @@ pub const DISCONNECT_REASONS: [&str; 5] = [
 ];
 
 /// Connection failure reasons (`upbit_connect_failures_total{reason}`).
-pub const CONNECT_FAILURE_REASONS: [&str; 6] =
-    ["refused", "timeout", "tls", "http_429", "http_418", "other"];
+pub const CONNECT_FAILURE_REASONS: [&str; 7] = [
+    "dns", "refused", "timeout", "tls", "http_429", "http_418", "other",
+];
 
 /// Pipeline drop points (`upbit_dropped_messages_total{stage,reason}`).
 pub const DROP_POINTS: [(&str, &str); 4] = [
