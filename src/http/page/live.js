@@ -7,6 +7,7 @@
 
 const SPARK_POINTS = 60;
 const TAPE_ROWS = 30;
+const BOOK_LEVELS = 15; // per side shown; Upbit sends up to 30
 const CANDLES = 40;
 const LINK_LOG = 12;
 const RETRY_MS = 5000;
@@ -215,9 +216,10 @@ function renderBook() {
   const tbody = $("book").querySelector("tbody");
   tbody.textContent = "";
   const o = view.book;
-  const units = (o && Array.isArray(o.orderbook_units)) ? o.orderbook_units : [];
+  const all = (o && Array.isArray(o.orderbook_units)) ? o.orderbook_units : [];
+  const units = all.slice(0, BOOK_LEVELS);
   $("book-empty").hidden = units.length > 0;
-  $("book-note").textContent = units.length ? units.length + " levels" : "";
+  $("book-note").textContent = all.length > units.length ? units.length + " of " + all.length + " levels" : (units.length ? units.length + " levels" : "");
   if (!units.length) return;
   const max = Math.max(...units.flatMap((u) => [u.ask_size, u.bid_size]).filter((v) => isFinite(v)), 0) || 1;
   const line = (side, price, size) => {
