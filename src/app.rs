@@ -96,6 +96,7 @@ pub async fn start(settings: Settings) -> Result<AppHandle, StartError> {
             settings.stream.trade_queue,
             stream_metrics,
         )
+        .with_max_per_address(settings.stream.max_consumers_per_address)
     });
 
     // The socket reader, the decoder and the metrics share one thread, apart from the HTTP
@@ -189,6 +190,7 @@ pub async fn start(settings: Settings) -> Result<AppHandle, StartError> {
             protect_reads: settings.control.protect_reads,
         },
         max_body_bytes: settings.control.max_body_bytes,
+        body_timeout: settings.control.body_timeout,
         mutations: Arc::new(Mutex::new(RateWindow::new(
             http::MUTATIONS_PER_SECOND,
             Duration::from_secs(1),

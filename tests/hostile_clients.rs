@@ -404,12 +404,35 @@ async fn hostile_stream_clients_are_closed_counted_and_memory_stays_bounded() {
                 break;
             }
         }
-        held.iter().map(|(_, status)| *status).collect::<Vec<_>>()
+        // The address is at its limit: an SSE consumer from it is refused too, with the reason.
+        let mut refused = connect_from("127.0.0.1", addr);
+        refused
+            .write_all(b"GET /api/v1/events HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut answer = String::new();
+        let _ = refused.read_to_string(&mut answer);
+        let statuses = held.iter().map(|(_, status)| *status).collect::<Vec<_>>();
+        (statuses, answer)
     })
     .await;
+    let (statuses, refusal) = statuses;
     assert!(
         statuses.iter().all(|s| *s == 101 || *s == 503),
         "admitted or refused: {statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 101).count(),
+        10,
+        "stream.max_consumers_per_address (default 10) from one address: {statuses:?}"
+    );
+    assert!(refusal.starts_with("HTTP/1.1 503"), "{refusal}");
+    assert!(
+        refusal.contains("too_many_consumers_from_address"),
+        "{refusal}"
+    );
+    assert!(
+        refusal.to_ascii_lowercase().contains("retry-after: 5"),
+        "{refusal}"
     );
 
     // 5. A request body streamed to the SSE route: nothing reads it, nothing keeps it.

@@ -104,6 +104,7 @@ fn join(
     hub.join(transport, filter, peer).map_err(|error| {
         let code = match error {
             JoinError::Full { .. } => "too_many_consumers",
+            JoinError::AddressFull { .. } => "too_many_consumers_from_address",
             JoinError::Stopping => "stopping",
         };
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, error.to_string())

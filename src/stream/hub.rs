@@ -37,6 +37,8 @@ struct Shared {
     interest: AtomicU32,
     next_id: AtomicU64,
     max_consumers: usize,
+    /// Most consumers from one remote address.
+    max_per_address: usize,
     trade_queue: usize,
     metrics: StreamMetrics,
 }
@@ -52,8 +54,10 @@ struct Registry {
 pub struct Consumer {
     pub id: u64,
     pub transport: Transport,
-    /// The remote address, for logs.
+    /// The remote address and port, for logs.
     pub peer: String,
+    /// The remote address without the port: what the per-address limit counts.
+    address: String,
     filter: Filter,
     state: Mutex<ConsumerState>,
     /// Signalled once when the stream ends (one waiter: the transport's task).
@@ -90,6 +94,8 @@ pub enum Next {
 pub enum JoinError {
     #[error("{max} live-stream consumers are connected, the most allowed (stream.max_consumers); try again later")]
     Full { max: usize },
+    #[error("{max} live-stream consumers are connected from this address, the most allowed (stream.max_consumers_per_address); close one or try again later")]
+    AddressFull { max: usize },
     #[error("the service is stopping")]
     Stopping,
 }
@@ -115,10 +121,20 @@ impl Hub {
                 interest: AtomicU32::new(0),
                 next_id: AtomicU64::new(1),
                 max_consumers,
+                max_per_address: usize::MAX,
                 trade_queue,
                 metrics,
             }),
         }
+    }
+
+    /// Limits the consumers from one remote address (`stream.max_consumers_per_address`).
+    /// Call before sharing the hub.
+    pub fn with_max_per_address(mut self, max: usize) -> Self {
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            shared.max_per_address = max;
+        }
+        self
     }
 
     /// Registers a consumer; its first message is the current link state.
@@ -138,6 +154,19 @@ impl Hub {
                 max: shared.max_consumers,
             });
         }
+        let address = peer
+            .parse::<std::net::SocketAddr>()
+            .map_or_else(|_| peer.clone(), |a| a.ip().to_string());
+        let from_address = registry
+            .consumers
+            .iter()
+            .filter(|c| c.address == address)
+            .count();
+        if from_address >= shared.max_per_address {
+            return Err(JoinError::AddressFull {
+                max: shared.max_per_address,
+            });
+        }
         let mut queue = ConsumerQueue::new(shared.trade_queue);
         queue.push(&registry.link);
         let label = [transport.label()];
@@ -145,6 +174,7 @@ impl Hub {
             id: shared.next_id.fetch_add(1, Ordering::Relaxed),
             transport,
             peer,
+            address,
             filter,
             state: Mutex::new(ConsumerState {
                 queue,
@@ -611,5 +641,21 @@ mod tests {
         ));
         a.end(LeaveReason::Timeout, "late");
         assert_eq!(metrics.disconnects.with_label_values(&["timeout"]).get(), 0);
+    }
+
+    #[test]
+    fn one_address_gets_at_most_its_share() {
+        let (hub, _) = hub(10, 3);
+        let hub = hub.with_max_per_address(2);
+        let join = |peer: &str| hub.join(Transport::Sse, Filter::everything(), peer.into());
+        let first = join("10.0.0.1:1000").unwrap();
+        let _second = join("10.0.0.1:1001").unwrap();
+        assert!(matches!(
+            join("10.0.0.1:1002"),
+            Err(JoinError::AddressFull { max: 2 })
+        ));
+        let _other = join("10.0.0.2:1000").expect("another address is not affected");
+        drop(first);
+        join("10.0.0.1:1003").expect("a slot freed");
     }
 }
