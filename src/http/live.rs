@@ -6,6 +6,10 @@
 //! A stream the hub ends (slow consumer, shutdown) gets a last word: a close frame with the
 //! reason, or a final `close` event. If the connection has not finished `CLOSE_GRACE` later
 //! (the peer stopped reading, so even that cannot be written), its socket is shut down.
+//!
+//! What a consumer sends is bounded too: a WebSocket frame header announcing more than
+//! `CLIENT_MAX_FRAME` ends the stream before that frame is buffered (close 1009, reason
+//! `too_large`; see `crate::frame_limit`), and an SSE request's body is never read.
 
 use std::pin::Pin;
 use std::sync::Arc;

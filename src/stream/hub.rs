@@ -131,7 +131,12 @@ impl Hub {
     /// Limits the consumers from one remote address (`stream.max_consumers_per_address`).
     /// Call before sharing the hub.
     pub fn with_max_per_address(mut self, max: usize) -> Self {
-        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+        let shared = Arc::get_mut(&mut self.shared);
+        debug_assert!(
+            shared.is_some(),
+            "set the per-address limit before sharing the hub"
+        );
+        if let Some(shared) = shared {
             shared.max_per_address = max;
         }
         self
