@@ -207,12 +207,15 @@ impl RssWatch {
 struct Service {
     child: Child,
     addr: SocketAddr,
+    /// Where its log goes (the production default filter).
+    log: std::path::PathBuf,
 }
 
 impl Drop for Service {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
     }
 }
 
@@ -223,19 +226,21 @@ async fn spawn_service(ws_url: &str, extra: &[(&str, &str)]) -> Service {
         .unwrap()
         .port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let log = std::env::temp_dir().join(format!("upbit-hostile-clients-{port}.log"));
     let mut command = Command::new(env!("CARGO_BIN_EXE_upbit-exporter"));
     command
         .env("UPBIT_EXPORTER__UPBIT__URL", ws_url)
         .env("UPBIT_EXPORTER__HTTP__LISTEN", addr.to_string())
-        .env("RUST_LOG", "warn")
+        .env_remove("RUST_LOG")
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stderr(std::fs::File::create(&log).expect("log file"));
     for (key, value) in extra {
         command.env(key, value);
     }
     let service = Service {
         child: command.spawn().expect("service binary starts"),
         addr,
+        log,
     };
     let client = awc::Client::default();
     let health = format!("http://{addr}/healthz");
@@ -435,7 +440,18 @@ async fn hostile_stream_clients_are_closed_counted_and_memory_stays_bounded() {
         "{refusal}"
     );
 
-    // 5. A request body streamed to the SSE route: nothing reads it, nothing keeps it.
+    // 5. A client connecting and leaving in a loop (from its own address, under its limit).
+    blocking(move || {
+        for _ in 0..60 {
+            let (stream, status) = open_stream("127.0.0.3", addr);
+            // Its departures may lag its arrivals: the address limit can refuse some.
+            assert!(status == 101 || status == 503, "{status}");
+            drop(stream);
+        }
+    })
+    .await;
+
+    // 6. A request body streamed to the SSE route: nothing reads it, nothing keeps it.
     let sent = blocking(move || {
         let mut stream = connect_from("127.0.0.1", addr);
         stream
@@ -465,6 +481,21 @@ async fn hostile_stream_clients_are_closed_counted_and_memory_stays_bounded() {
     stop.store(true, Ordering::Relaxed);
     good.join().expect("the good consumer saw no close");
     let peak = watch.finish();
+    // Some 150 joins and departures in a few seconds: the log writes a bounded burst of them
+    // (20 per 10 s) and a count of the rest, not a line each.
+    let log = std::fs::read_to_string(&service.log).unwrap_or_default();
+    let lifecycle = log
+        .lines()
+        .filter(|l| l.contains("stream consumer"))
+        .count();
+    assert!(
+        lifecycle <= 45,
+        "{lifecycle} consumer lines logged during the attacks"
+    );
+    assert!(
+        !log.contains(" ERROR "),
+        "no client makes the service log at ERROR"
+    );
     eprintln!(
         "RSS baseline {baseline} KiB, peak {peak} KiB during the attacks; SSE body sent {sent} B"
     );

@@ -11,7 +11,7 @@
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use prometheus::{IntCounter, IntGauge};
 
@@ -41,6 +41,57 @@ struct Shared {
     max_per_address: usize,
     trade_queue: usize,
     metrics: StreamMetrics,
+    /// Join and leave lines: any client can connect in a loop, the log must not follow it.
+    log_budget: Mutex<LineBudget>,
+}
+
+/// At most `LOG_BURST` consumer lifecycle lines per `LOG_WINDOW`; then one line saying how
+/// many were held back (the metrics still count every one).
+const LOG_WINDOW: Duration = Duration::from_secs(10);
+const LOG_BURST: u32 = 20;
+
+#[derive(Debug, Default)]
+struct LineBudget {
+    window_start: Option<Instant>,
+    used: u32,
+    held: u64,
+}
+
+impl LineBudget {
+    /// Whether a line may be written at `now`, and how many lines were held back in the window
+    /// that just ended (to report first).
+    fn allow(&mut self, now: Instant) -> (bool, u64) {
+        let mut held = 0;
+        if self
+            .window_start
+            .is_none_or(|start| now.duration_since(start) >= LOG_WINDOW)
+        {
+            self.window_start = Some(now);
+            self.used = 0;
+            held = std::mem::take(&mut self.held);
+        }
+        if self.used < LOG_BURST {
+            self.used += 1;
+            (true, held)
+        } else {
+            self.held += 1;
+            (false, held)
+        }
+    }
+}
+
+impl Shared {
+    /// Whether a lifecycle line may be written now (reporting lines held back before).
+    fn may_log(&self) -> bool {
+        let (allowed, held) = lock(&self.log_budget).allow(Instant::now());
+        if held > 0 {
+            log::info!(
+                "{held} more stream consumer joins and departures were not logged in {LOG_WINDOW:?} \
+                 (see upbit_stream_consumers and upbit_stream_disconnects_total)"
+            );
+        }
+        allowed
+    }
 }
 
 struct Registry {
@@ -124,6 +175,7 @@ impl Hub {
                 max_per_address: usize::MAX,
                 trade_queue,
                 metrics,
+                log_budget: Mutex::new(LineBudget::default()),
             }),
         }
     }
@@ -195,13 +247,15 @@ impl Hub {
         self.recount(&registry);
         drop(registry);
         consumer.gauge.inc();
-        log::info!(
-            "stream consumer joined id={} transport={} peer={} {}",
-            consumer.id,
-            transport.label(),
-            consumer.peer,
-            consumer.filter.describe()
-        );
+        if shared.may_log() {
+            log::info!(
+                "stream consumer joined id={} transport={} peer={} {}",
+                consumer.id,
+                transport.label(),
+                consumer.peer,
+                consumer.filter.describe()
+            );
+        }
         Ok(ConsumerHandle {
             hub: self.clone(),
             consumer,
@@ -309,6 +363,9 @@ impl Hub {
             .disconnects
             .with_label_values(&[reason.as_str()])
             .inc();
+        if !self.shared.may_log() {
+            return;
+        }
         let sent = consumer.sent.load(Ordering::Relaxed);
         let line = format!(
             "stream consumer left id={} transport={} peer={} reason={} sent={sent}",
@@ -662,5 +719,20 @@ mod tests {
         let _other = join("10.0.0.2:1000").expect("another address is not affected");
         drop(first);
         join("10.0.0.1:1003").expect("a slot freed");
+    }
+
+    #[test]
+    fn lifecycle_lines_are_budgeted_per_window() {
+        let mut budget = LineBudget::default();
+        let start = Instant::now();
+        let allowed = (0..25).filter(|_| budget.allow(start).0).count();
+        assert_eq!(allowed, LOG_BURST as usize, "a burst, then held back");
+        assert_eq!(budget.allow(start + LOG_WINDOW / 2), (false, 0));
+        assert_eq!(
+            budget.allow(start + LOG_WINDOW),
+            (true, 6),
+            "a new window reports what the last one held back"
+        );
+        assert_eq!(budget.allow(start + LOG_WINDOW * 3), (true, 0));
     }
 }
