@@ -23,7 +23,7 @@ use crate::actors::manager::{ManagerConfig, SpawnConnection, SubscriptionManager
 use crate::actors::metrics::MetricsActor;
 use crate::actors::pacing::{RateWindow, RequestBudget};
 use crate::actors::queue::{QueueDepthCollector, StageQueue};
-use crate::control::load_state;
+use crate::control::{load_state, move_aside, StateError};
 use crate::http::{self, AppState};
 use crate::messages::Shutdown;
 use crate::settings::Settings;
@@ -75,7 +75,7 @@ pub async fn start(settings: Settings) -> Result<AppHandle, StartError> {
     let registry = Registry::new();
     let metrics = Metrics::register(&registry).map_err(|e| StartError::Metrics(e.to_string()))?;
     let status = StatusBoard::new();
-    let subscription = initial_subscription(&settings);
+    let (subscription, revision) = initial_subscription(&settings);
     let capacity = settings.pipeline.queue_capacity;
     let (decoder_queue, metrics_queue) = (StageQueue::new(capacity), StageQueue::new(capacity));
     registry
@@ -96,6 +96,7 @@ pub async fn start(settings: Settings) -> Result<AppHandle, StartError> {
             settings.stream.trade_queue,
             stream_metrics,
         )
+        .with_max_per_address(settings.stream.max_consumers_per_address)
     });
 
     // The socket reader, the decoder and the metrics share one thread, apart from the HTTP
@@ -167,6 +168,7 @@ pub async fn start(settings: Settings) -> Result<AppHandle, StartError> {
         );
         SubscriptionManager::start_in_arbiter(&pipeline.handle(), move |_| {
             SubscriptionManager::new(config, subscription, boards, spawn, sink, metrics)
+                .with_revision(revision)
         })
     };
 
@@ -188,6 +190,7 @@ pub async fn start(settings: Settings) -> Result<AppHandle, StartError> {
             protect_reads: settings.control.protect_reads,
         },
         max_body_bytes: settings.control.max_body_bytes,
+        body_timeout: settings.control.body_timeout,
         mutations: Arc::new(Mutex::new(RateWindow::new(
             http::MUTATIONS_PER_SECOND,
             Duration::from_secs(1),
@@ -245,25 +248,39 @@ pub async fn start(settings: Settings) -> Result<AppHandle, StartError> {
     })
 }
 
-/// The configured subscription, or the one an operator set before a restart (state file).
-fn initial_subscription(settings: &Settings) -> crate::upbit::Subscription {
+/// The configured subscription (revision 0), or the one an operator set before a restart and
+/// its revision (state file). A file this build cannot use is moved aside, never overwritten.
+fn initial_subscription(settings: &Settings) -> (crate::upbit::Subscription, u64) {
     let configured = settings.upbit.subscription();
     let Some(path) = &settings.control.state_file else {
-        return configured;
+        return (configured, 0);
     };
     match load_state(path) {
         Ok(Some(saved)) => {
             log::info!(
-                "restored subscription from state file path={} pairs={}",
+                "restored subscription from state file path={} pairs={} revision={}",
                 path.display(),
-                saved.len()
+                saved.subscription.len(),
+                saved.revision
             );
-            saved
+            (saved.subscription, saved.revision)
         }
-        Ok(None) => configured,
+        Ok(None) => (configured, 0),
+        Err(problem @ StateError::Unreadable { .. }) => {
+            log::error!("{problem}; starting with the configured subscription");
+            (configured, 0)
+        }
         Err(problem) => {
-            log::error!("{problem}; starting with the configured subscription (the file is replaced on the next change)");
-            configured
+            match move_aside(path) {
+                Ok(aside) => log::error!(
+                    "{problem}; moved it to {} and starting with the configured subscription",
+                    aside.display()
+                ),
+                Err(e) => log::error!(
+                    "{problem}; cannot move it aside ({e}); starting with the configured subscription"
+                ),
+            }
+            (configured, 0)
         }
     }
 }

@@ -4,6 +4,7 @@ pub mod app;
 pub mod cli;
 pub mod control;
 pub mod duration;
+pub mod frame_limit;
 pub mod http;
 pub mod messages;
 pub mod settings;

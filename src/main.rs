@@ -9,8 +9,27 @@ use upbit_exporter::settings::{Settings, Sources};
 use upbit_exporter::simulator::cli::SimulateArgs;
 use upbit_exporter::{app, shutdown_signal};
 
+/// `info` unless `RUST_LOG` says otherwise, and actix-http's HTTP/1 dispatcher silenced: it
+/// logs every malformed request a client sends at ERROR, unthrottled, so any client could flood
+/// the log at the level that means "an operator must act". Those requests are answered (400,
+/// 431) or dropped by actix-http before routing; naming the module in `RUST_LOG` turns its
+/// lines back on (`RUST_LOG=info,actix_http::h1=debug`).
+fn init_logging() {
+    let mut logger = env_logger::Builder::new();
+    logger
+        .filter_level(log::LevelFilter::Info)
+        .filter_module("actix_http::h1", log::LevelFilter::Off);
+    if let Ok(filters) = std::env::var("RUST_LOG") {
+        logger.parse_filters(&filters);
+    }
+    if let Ok(style) = std::env::var("RUST_LOG_STYLE") {
+        logger.parse_write_style(&style);
+    }
+    logger.init();
+}
+
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    init_logging();
     let cli = Cli::parse();
     let load = || {
         Settings::load(Sources {

@@ -50,6 +50,8 @@ pub struct StreamSettings {
     pub enabled: bool,
     /// Consumers at once, both transports together; beyond: 503.
     pub max_consumers: usize,
+    /// Consumers at once from one remote address; beyond: 503.
+    pub max_consumers_per_address: usize,
     /// Trades (and link events) waiting for one consumer; one more disconnects it as slow.
     pub trade_queue: usize,
 }
@@ -62,6 +64,8 @@ pub struct ControlSettings {
     pub protect_reads: bool,
     pub max_codes: usize,
     pub max_body_bytes: usize,
+    /// Longest a request body may take to arrive; beyond: 408.
+    pub body_timeout: Duration,
     pub state_file: Option<PathBuf>,
 }
 
@@ -156,6 +160,7 @@ struct RawDiscovery {
 struct RawStream {
     enabled: bool,
     max_consumers: i64,
+    max_consumers_per_address: i64,
     trade_queue: i64,
 }
 
@@ -167,6 +172,7 @@ struct RawControl {
     protect_reads: bool,
     max_codes: i64,
     max_body_bytes: i64,
+    body_timeout: String,
     state_file: String,
 }
 
@@ -484,6 +490,19 @@ fn validate_control(raw: RawControl, problems: &mut Vec<String>) -> ControlSetti
         protect_reads: raw.protect_reads,
         max_codes: bounded("max_codes", raw.max_codes, 1..=10_000),
         max_body_bytes: bounded("max_body_bytes", raw.max_body_bytes, 1024..=16 << 20),
+        body_timeout: match parse_duration(&raw.body_timeout) {
+            Ok(d) if !d.is_zero() && d <= Duration::from_secs(300) => d,
+            Ok(d) => {
+                problems.push(format!(
+                    "control.body_timeout: {d:?} is out of range; use 1ms to 5m"
+                ));
+                Duration::from_secs(10)
+            }
+            Err(e) => {
+                problems.push(format!("control.body_timeout: {e}"));
+                Duration::from_secs(10)
+            }
+        },
         state_file: Some(raw.state_file.trim())
             .filter(|f| !f.is_empty())
             .map(PathBuf::from),
@@ -502,6 +521,11 @@ fn validate_stream(raw: RawStream, problems: &mut Vec<String>) -> StreamSettings
     StreamSettings {
         enabled: raw.enabled,
         max_consumers: bounded("max_consumers", raw.max_consumers, 1..=100_000),
+        max_consumers_per_address: bounded(
+            "max_consumers_per_address",
+            raw.max_consumers_per_address,
+            1..=100_000,
+        ),
         trade_queue: bounded("trade_queue", raw.trade_queue, 1..=1_000_000),
     }
 }
@@ -642,6 +666,28 @@ mod tests {
             err.to_string().contains("cannot read /nonexistent/token"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn per_address_consumers_and_body_timeout_have_defaults_and_bounds() {
+        let s = Settings::from_overrides([]).unwrap();
+        assert_eq!(s.stream.max_consumers_per_address, 10);
+        assert_eq!(s.control.body_timeout, Duration::from_secs(10));
+        let s = Settings::from_overrides([
+            ("stream.max_consumers_per_address", "3"),
+            ("control.body_timeout", "250ms"),
+        ])
+        .unwrap();
+        assert_eq!(s.stream.max_consumers_per_address, 3);
+        assert_eq!(s.control.body_timeout, Duration::from_millis(250));
+        let err = Settings::from_overrides([
+            ("stream.max_consumers_per_address", "0"),
+            ("control.body_timeout", "0s"),
+        ])
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("stream.max_consumers_per_address"), "{text}");
+        assert!(text.contains("control.body_timeout"), "{text}");
     }
 
     #[test]

@@ -601,3 +601,143 @@ async fn every_route_in_the_openapi_document_exists_and_answers_as_documented() 
     app.shutdown().await;
     sim.stop().await;
 }
+
+/// The real binary on a free port with a token and a state file.
+async fn spawn_binary(sim: &SimulatorHandle, state: &str) -> (std::process::Child, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_upbit-exporter"))
+        .env("UPBIT_EXPORTER__UPBIT__URL", sim.ws_url())
+        .env("UPBIT_EXPORTER__HTTP__LISTEN", format!("127.0.0.1:{port}"))
+        .env("UPBIT_EXPORTER__CONTROL__TOKEN", TOKEN)
+        .env("UPBIT_EXPORTER__CONTROL__STATE_FILE", state)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("service binary starts");
+    let client = awc::Client::default();
+    eventually("serving", || async {
+        when(
+            client
+                .get(format!("{base}/healthz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200),
+        )
+    })
+    .await;
+    (child, base)
+}
+
+async fn call(method: &str, url: &str, body: Option<Value>) -> (u16, Value) {
+    let request = awc::Client::default()
+        .request(method.parse().unwrap(), url)
+        .insert_header(("Authorization", format!("Bearer {TOKEN}")));
+    let mut response = match body {
+        Some(body) => request.send_json(&body).await,
+        None => request.send().await,
+    }
+    .expect("request");
+    let bytes = response.body().await.expect("body");
+    (
+        response.status().as_u16(),
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[actix_web::test]
+async fn revisions_never_repeat_across_a_kill_and_restart() {
+    let dir = std::env::temp_dir().join(format!("upbit-control-rev-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let state = dir.join("state.json");
+    let state_path = state.to_str().unwrap();
+    let sim = start_simulator(|c| c.rate = 0.0).await;
+    let (mut child, base) = spawn_binary(&sim, state_path).await;
+    let subscriptions = format!("{base}/api/v1/subscriptions");
+    let (status, view) = call(
+        "PATCH",
+        &format!("{subscriptions}?revision=0"),
+        Some(json!({"add":{"trade":["KRW-DOGE"]}})),
+    )
+    .await;
+    assert_eq!((status, &view["revision"]), (200, &json!(1)), "{view}");
+    child.kill().expect("SIGKILL: no graceful stop");
+    child.wait().unwrap();
+
+    let (mut child, base) = spawn_binary(&sim, state_path).await;
+    let subscriptions = format!("{base}/api/v1/subscriptions");
+    let (status, answer) = call(
+        "PUT",
+        &format!("{subscriptions}?revision=0"),
+        Some(json!({"ticker":["KRW-BTC"]})),
+    )
+    .await;
+    assert_eq!(
+        status, 409,
+        "a client holding revision 0 is stale: {answer}"
+    );
+    assert_eq!(answer["error"]["code"], "revision_conflict");
+    let (_, view) = call("GET", &subscriptions, None).await;
+    assert_eq!(view["revision"], json!(1), "{view}");
+    assert_eq!(view["subscription"]["trade"], json!(["KRW-DOGE"]));
+    let (status, view) = call(
+        "PUT",
+        &format!("{subscriptions}?revision=1"),
+        Some(json!({"ticker":["KRW-BTC"]})),
+    )
+    .await;
+    assert_eq!((status, &view["revision"]), (200, &json!(2)));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    sim.stop().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[actix_web::test]
+async fn a_corrupt_state_file_is_moved_aside_before_it_is_replaced() {
+    let dir = std::env::temp_dir().join(format!("upbit-control-corrupt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let state = dir.join("state.json");
+    std::fs::write(&state, "{\"version\":9,\"subscription\":{}}").unwrap();
+    let sim = start_simulator(|c| c.rate = 0.0).await;
+    let app = app_with_token(&sim, &[("control.state_file", state.to_str().unwrap())]).await;
+    let (_, view) = app.get_json("/api/v1/subscriptions").await;
+    assert_eq!(
+        view["subscription"],
+        json!({"ticker":["KRW-BTC","KRW-XRP"]})
+    );
+    let (status, _) = app
+        .send(
+            "PATCH",
+            "/api/v1/subscriptions",
+            Some(TOKEN),
+            Some(json!({"add":{"trade":["KRW-DOGE"]}})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let aside: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("state.json.corrupt-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "kept beside the new file: {aside:?}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join(&aside[0])).unwrap(),
+        "{\"version\":9,\"subscription\":{}}",
+        "unchanged"
+    );
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    assert_eq!(
+        (&saved["version"], &saved["revision"]),
+        (&json!(2), &json!(1))
+    );
+    app.shutdown().await;
+    sim.stop().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}

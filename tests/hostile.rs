@@ -159,13 +159,25 @@ async fn auth_bypass_attempts_are_refused() {
             continue;
         }
         let code = error_code(&answer);
-        if path.contains('?') {
-            // Unknown query parameters are refused before anything else looks at the request.
-            assert_eq!((status, code.as_str()), (400, "invalid_query"), "{path}");
-            continue;
-        }
+        // Nothing about the request (its query included) is evaluated before the token.
         assert_eq!(status, 401, "{path} {headers:?}");
         assert!(code == "missing_token" || code == "invalid_token", "{code}");
+    }
+    for path in [
+        "/api/v1/subscriptions?revision=abc",
+        "/api/v1/subscriptions?nonsense=1&revision=-1",
+    ] {
+        for method in ["PUT", "PATCH"] {
+            let (status, answer) = raw(
+                &addr,
+                &request(method, path, &[("Content-Type", "application/json")], body),
+            );
+            assert_eq!(
+                (status, error_code(&answer).as_str()),
+                (401, "missing_token"),
+                "{method} {path}: authenticated before the query is looked at"
+            );
+        }
     }
     let (status, answer) = raw(
         &addr,
@@ -354,7 +366,7 @@ async fn control_characters_in_input_never_reach_the_logs_raw() {
         .env("UPBIT_EXPORTER__CONTROL__TOKEN", TOKEN)
         .env(
             "RUST_LOG",
-            "trace,actix_server=info,mio=info,h2=info,rustls=info",
+            "trace,actix_http::h1=trace,actix_server=info,mio=info,h2=info,rustls=info",
         )
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -433,5 +445,124 @@ async fn control_characters_in_input_never_reach_the_logs_raw() {
         );
     }
     assert!(!logs.contains(TOKEN), "the token never appears in logs");
+    sim.stop().await;
+}
+
+#[actix_web::test]
+async fn the_bearer_scheme_is_case_insensitive() {
+    let (app, sim) = app(&[]).await;
+    let addr = addr(&app);
+    for (i, scheme) in ["Bearer", "bearer", "BEARER", "BeArEr"].iter().enumerate() {
+        let auth = format!("{scheme} {TOKEN}");
+        let body = format!(r#"{{"add":{{"ticker":["KRW-C{i}"]}}}}"#);
+        let (status, answer) = raw(
+            &addr,
+            &request(
+                "PATCH",
+                "/api/v1/subscriptions",
+                &[
+                    ("Authorization", &auth),
+                    ("Content-Type", "application/json"),
+                ],
+                body.as_bytes(),
+            ),
+        );
+        assert_eq!(
+            status,
+            200,
+            "{scheme}: {}",
+            String::from_utf8_lossy(&answer)
+        );
+    }
+    let (_, view) = app.get_json("/api/v1/subscriptions").await;
+    assert_eq!(view["revision"], json!(4));
+    app.shutdown().await;
+    sim.stop().await;
+}
+
+#[actix_web::test]
+async fn a_body_that_stops_arriving_is_cut_off_with_408() {
+    let (app, sim) = app(&[("control.body_timeout", "300ms")]).await;
+    let addr = addr(&app);
+    let auth = format!("Bearer {TOKEN}");
+    let mut stream = TcpStream::connect(&addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    // 100 bytes announced, 10 sent, then nothing: the answer comes without the rest.
+    let head = format!(
+        "PATCH /api/v1/subscriptions HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"add\":{{"
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    let body = &response[response.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4..];
+    assert_eq!(error_code(body), "body_timeout");
+    unchanged(&app).await;
+    app.shutdown().await;
+    sim.stop().await;
+}
+
+#[actix_web::test]
+async fn malformed_requests_do_not_log_at_error_and_a_huge_uri_gets_a_4xx() {
+    let sim = start_simulator(|c| c.rate = 0.0).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    // The default log filter, as in production (no RUST_LOG).
+    let child = Command::new(env!("CARGO_BIN_EXE_upbit-exporter"))
+        .env("UPBIT_EXPORTER__UPBIT__URL", sim.ws_url())
+        .env("UPBIT_EXPORTER__HTTP__LISTEN", &addr)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("service starts");
+    let health = format!("http://{addr}/healthz");
+    let client = awc::Client::default();
+    eventually("serving", || async {
+        when(
+            client
+                .get(&health)
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200),
+        )
+    })
+    .await;
+    for i in 0..50 {
+        let (status, _) = raw(&addr, format!("GARBAGE {i} \x01\x02\r\n\r\n").as_bytes());
+        assert!(status == 0 || (400..500).contains(&status), "{status}");
+    }
+    let huge = format!("/api/v1/markets/{}", "A".repeat(64 * 1024));
+    let (status, _) = raw(&addr, &request("GET", &huge, &[], b""));
+    assert!(
+        matches!(status, 400 | 414 | 431),
+        "a 64 KiB URI is refused before routing, got {status}"
+    );
+    assert_eq!(
+        client.get(&health).send().await.unwrap().status(),
+        200,
+        "still serving"
+    );
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let output = child.wait_with_output().expect("exits");
+    assert_eq!(output.status.code(), Some(0));
+    let logs = String::from_utf8_lossy(&output.stderr);
+    let errors: Vec<&str> = logs.lines().filter(|l| l.contains(" ERROR ")).collect();
+    assert!(
+        errors.is_empty(),
+        "a client made the service log at ERROR: {errors:?}"
+    );
     sim.stop().await;
 }

@@ -102,20 +102,38 @@ async fn sigterm_during_a_firehose_exits_0_with_a_close_frame() {
 
 #[actix_web::test]
 async fn sigterm_during_reconnect_backoff_exits_0() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (upbit_port, http) = (free_port(), format!("127.0.0.1:{}", free_port()));
     let mut child = spawn_service(
-        &format!("ws://127.0.0.1:{port}/websocket/v1"),
+        &format!("ws://127.0.0.1:{upbit_port}/websocket/v1"),
         &[
+            ("UPBIT_EXPORTER__HTTP__LISTEN", http.as_str()),
             ("UPBIT_EXPORTER__CONNECTION__BACKOFF_MIN", "30s"),
             ("UPBIT_EXPORTER__CONNECTION__BACKOFF_MAX", "60s"),
         ],
     );
-    // The first attempt is refused at once; the service is then waiting 30 s or more.
-    actix_rt::time::sleep(Duration::from_millis(500)).await;
+    // The first attempt is refused at once; wait until the service says it is waiting 30 s
+    // or more before the next one.
+    let client = awc::Client::default();
+    let status_url = format!("http://{http}/api/v1/status");
+    let backoff = eventually("the service in reconnect backoff", || async {
+        let mut response = client.get(&status_url).send().await.ok()?;
+        let status: serde_json::Value = response.json().await.ok()?;
+        let connection = &status["connection"];
+        when(connection["state"] == "backoff")?;
+        connection["backoff_seconds"].as_f64()
+    })
+    .await;
+    assert!(
+        backoff >= 25.0,
+        "backoff_min is 30 s (with jitter): {backoff}"
+    );
     assert!(
         child.try_wait().unwrap().is_none(),
         "the service keeps running without an exchange"

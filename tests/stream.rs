@@ -6,7 +6,7 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use actix_codec::Framed;
 use awc::ws::{self, Frame};
@@ -652,7 +652,6 @@ async fn shutdown_ends_every_stream_with_a_reason_and_does_not_wait_for_consumer
     let mut sse = SseConsumer::connect(&app, "").await;
     ws.next().await.unwrap();
     sse.message().await;
-    let stopping = Instant::now();
     let shutdown = actix_rt::spawn(app.shutdown());
     let close = loop {
         match ws.next().await {
@@ -671,11 +670,13 @@ async fn shutdown_ends_every_stream_with_a_reason_and_does_not_wait_for_consumer
     };
     assert_eq!(last["data"]["reason"], "shutdown");
     assert!(sse.next().await.is_none(), "then the stream ends");
-    shutdown.await.unwrap();
-    assert!(
-        stopping.elapsed() < Duration::from_secs(3),
-        "stopped in {:?}",
-        stopping.elapsed()
-    );
+    // Both consumers are still held open here and the WebSocket one never answers the close:
+    // the service ended their streams itself, so its stop does not depend on them. (How long
+    // the stop takes is not asserted: it also waits up to 3 s for the Upbit link to close.)
+    tokio::time::timeout(DEADLINE, shutdown)
+        .await
+        .expect("the service stops although its consumers never hung up")
+        .unwrap();
+    drop((ws, sse));
     sim.stop().await;
 }

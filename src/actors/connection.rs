@@ -37,12 +37,12 @@ use crate::messages::{
 use crate::settings::{ConnectionSettings, Settings};
 use crate::status::{LinkState, StatusBoard};
 use crate::telemetry::events::{
-    ConnectAttempted, ConnectFailed, ConnectFailure, Connected, DisconnectReason, Disconnected,
-    MessagesDropped, Subscribed,
+    ConnectAttempted, ConnectFailed, ConnectFailure, Connected, DecodeFailed, DisconnectReason,
+    Disconnected, MessagesDropped, Subscribed,
 };
 use crate::telemetry::{LogThrottle, Metrics};
 use crate::upbit::request::list_subscriptions_request;
-use crate::upbit::{Format, Subscription};
+use crate::upbit::{DecodeError, Format, Subscription};
 
 /// Largest frame the codec accepts; frames above `pipeline.max_frame_bytes` but below this are
 /// read and counted as oversized by the decoder, anything larger ends the link (protocol error).
@@ -67,6 +67,8 @@ pub struct ConnectionConfig {
     pub url: String,
     pub format: Format,
     pub timing: ConnectionSettings,
+    /// Largest message reassembled from fragments (`pipeline.max_frame_bytes`).
+    pub max_frame_bytes: usize,
 }
 
 impl ConnectionConfig {
@@ -76,6 +78,7 @@ impl ConnectionConfig {
             url: settings.upbit.url.clone(),
             format: settings.upbit.format,
             timing: settings.connection.clone(),
+            max_frame_bytes: settings.pipeline.max_frame_bytes,
         }
     }
 }
@@ -120,7 +123,7 @@ struct Link {
     ended: Option<(DisconnectReason, String)>,
     sent: Option<Subscription>,
     flush_pending: bool,
-    fragments: Option<BytesMut>,
+    fragments: Option<Fragments>,
     /// Data frames of the current socket read, sent as one batch when the read is handled.
     pending: Vec<Bytes>,
 }
@@ -429,32 +432,57 @@ impl ConnectionActor {
         }
     }
 
+    /// Reassembles a fragmented message, holding at most `pipeline.max_frame_bytes`: a longer
+    /// one is counted (`oversized`) the moment it passes the limit and its remaining parts are
+    /// skipped as they arrive. Fragments out of order (a continuation without a start, a start
+    /// inside a message) never get here: the codec refuses them as a protocol error, which ends
+    /// the link (`upbit_disconnections_total{reason="error"}`).
     fn on_continuation(&mut self, item: Item) {
-        let limit = CODEC_MAX_FRAME;
-        match item {
+        let limit = self.config.max_frame_bytes;
+        let (part, last) = match item {
             Item::FirstText(part) | Item::FirstBinary(part) => {
-                let mut buffer = BytesMut::with_capacity(part.len() * 2);
+                self.link.fragments = Some(Fragments::Collecting(BytesMut::new()));
+                (part, false)
+            }
+            Item::Continue(part) => (part, false),
+            Item::Last(part) => (part, true),
+        };
+        let fragments = match self.link.fragments.take() {
+            Some(Fragments::Collecting(mut buffer)) if buffer.len() + part.len() <= limit => {
                 buffer.extend_from_slice(&part);
-                self.link.fragments = Some(buffer);
+                Fragments::Collecting(buffer)
             }
-            Item::Continue(part) => {
-                if let Some(buffer) = self.link.fragments.as_mut() {
-                    if buffer.len() + part.len() > limit {
-                        self.link.fragments = None;
-                        log::warn!("dropped a fragmented message larger than {limit} bytes");
-                    } else {
-                        buffer.extend_from_slice(&part);
-                    }
-                }
+            Some(Fragments::Collecting(buffer)) => {
+                let size = buffer.len() + part.len();
+                self.fragment_failed(DecodeError::Oversized { size, limit }, &buffer);
+                Fragments::Discarding
             }
-            Item::Last(part) => {
-                if let Some(mut buffer) = self.link.fragments.take() {
-                    buffer.extend_from_slice(&part);
-                    self.on_data(buffer.freeze());
-                }
-            }
+            Some(Fragments::Discarding) | None => Fragments::Discarding,
+        };
+        match (fragments, last) {
+            (Fragments::Collecting(buffer), true) => self.on_data(buffer.freeze()),
+            (_, true) => {}
+            (fragments, false) => self.link.fragments = Some(fragments),
         }
     }
+
+    fn fragment_failed(&mut self, error: DecodeError, payload: &[u8]) {
+        let log = self.drop_log.allow();
+        DecodeFailed {
+            error: &error,
+            payload,
+            log,
+        }
+        .emit(&self.peers.metrics);
+    }
+}
+
+/// A fragmented message being reassembled from Upbit.
+enum Fragments {
+    /// Its parts so far (at most `pipeline.max_frame_bytes`).
+    Collecting(BytesMut),
+    /// Counted already (too large): its remaining parts are skipped.
+    Discarding,
 }
 
 impl Actor for ConnectionActor {

@@ -99,6 +99,12 @@ impl SubscriptionManager {
         }
     }
 
+    /// Continues from `revision` (restored from the state file): revisions never repeat.
+    pub fn with_revision(mut self, revision: u64) -> Self {
+        self.revision = revision;
+        self
+    }
+
     fn has_patterns(&self) -> bool {
         self.spec.pairs().any(|(_, entry)| is_pattern(entry))
     }
@@ -319,7 +325,7 @@ impl Handler<ChangeSubscription> for SubscriptionManager {
         }
         if next != self.spec {
             if let Some(path) = &self.config.state_file {
-                save_state(path, &next).map_err(ChangeError::Persist)?;
+                save_state(path, &next, self.revision + 1).map_err(ChangeError::Persist)?;
             }
             log::info!(
                 "subscription changed revision={} pairs={} codes={count}",

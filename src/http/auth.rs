@@ -1,6 +1,8 @@
 //! Bearer-token checks and the request-body reader: authentication happens before a single
 //! body byte is parsed, so unauthenticated callers learn nothing from parse errors.
 
+use std::time::Duration;
+
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest};
 use futures_util::StreamExt;
@@ -41,10 +43,7 @@ impl Auth {
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            });
+            .and_then(bearer_credentials);
         match presented {
             None => Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
@@ -61,12 +60,20 @@ impl Auth {
     }
 }
 
-/// Reads a JSON body of at most `limit` bytes: 415 unless `application/json`, 413 over the
-/// limit, 400 for malformed JSON, 422 for well-formed JSON of the wrong shape.
+/// The credentials of `Bearer <token>`; the scheme is case-insensitive (RFC 9110 §11.1).
+fn bearer_credentials(value: &str) -> Option<&str> {
+    let (scheme, credentials) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(credentials)
+}
+
+/// Reads a JSON body of at most `limit` bytes within `timeout`: 415 unless `application/json`,
+/// 413 over the limit, 408 when it does not arrive in time, 400 for malformed JSON, 422 for
+/// well-formed JSON of the wrong shape.
 pub async fn read_json<T: DeserializeOwned>(
     request: &HttpRequest,
-    mut payload: web::Payload,
+    payload: web::Payload,
     limit: usize,
+    timeout: Duration,
 ) -> Result<T, ApiError> {
     let content_type = request
         .headers()
@@ -81,35 +88,23 @@ pub async fn read_json<T: DeserializeOwned>(
             "send the body as Content-Type: application/json",
         ));
     }
-    let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            format!("the body exceeds {limit} bytes"),
-        )
-    };
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > limit) {
-        return Err(too_large());
+        return Err(too_large(limit));
     }
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| {
+    let body = tokio::time::timeout(timeout, read_body(payload, limit))
+        .await
+        .map_err(|_| {
             ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "bad_body",
-                format!("cannot read the body: {e}"),
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                format!("the body did not arrive within {timeout:?} (control.body_timeout)"),
             )
-        })?;
-        if body.len() + chunk.len() > limit {
-            return Err(too_large());
-        }
-        body.extend_from_slice(&chunk);
-    }
+        })??;
     // A key given twice is ambiguous (parsers disagree on which one wins): refused, not guessed.
     serde_json::from_slice::<UniqueKeys>(&body)
         .and_then(|_| serde_json::from_slice(&body))
@@ -121,6 +116,33 @@ pub async fn read_json<T: DeserializeOwned>(
                 ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", message)
             }
         })
+}
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        format!("the body exceeds {limit} bytes"),
+    )
+}
+
+/// The whole body, refused (413) the moment it grows past `limit`.
+async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::BytesMut, ApiError> {
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_body",
+                format!("cannot read the body: {e}"),
+            )
+        })?;
+        if body.len() + chunk.len() > limit {
+            return Err(too_large(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// Walks any JSON value and fails on the first object that repeats a key.

@@ -11,7 +11,7 @@ use super::auth::{read_json, Access};
 use super::error::ApiError;
 use super::AppState;
 use crate::control::{
-    parse_doc, to_doc, ChangeError, PatchDoc, SubscriptionChange, SubscriptionDoc,
+    escape, parse_doc, to_doc, ChangeError, PatchDoc, SubscriptionChange, SubscriptionDoc,
 };
 use crate::messages::{
     ChangeSubscription, GetLastMessageTimes, GetSubscription, Reconnect, SubscriptionView,
@@ -23,6 +23,20 @@ use crate::status::unix_seconds;
 #[serde(deny_unknown_fields)]
 pub struct RevisionQuery {
     revision: Option<u64>,
+}
+
+/// The query of a change, read only after authentication: a caller without the token learns
+/// nothing about how the request would be evaluated.
+fn revision(request: &HttpRequest) -> Result<Option<u64>, ApiError> {
+    web::Query::<RevisionQuery>::from_query(request.query_string())
+        .map(|query| query.revision)
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                format!("{}; accepted: revision", escape(&e.to_string())),
+            )
+        })
 }
 
 fn unavailable() -> ApiError {
@@ -150,23 +164,25 @@ async fn apply(
 pub async fn put_subscriptions(
     request: HttpRequest,
     state: web::Data<AppState>,
-    query: web::Query<RevisionQuery>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     state.auth.check(&request, Access::Write)?;
-    let doc: SubscriptionDoc = read_json(&request, payload, state.max_body_bytes).await?;
+    let revision = revision(&request)?;
+    let doc: SubscriptionDoc =
+        read_json(&request, payload, state.max_body_bytes, state.body_timeout).await?;
     let next = parse_doc(&doc).map_err(change_error)?;
-    apply(&state, SubscriptionChange::Replace(next), query.revision).await
+    apply(&state, SubscriptionChange::Replace(next), revision).await
 }
 
 pub async fn patch_subscriptions(
     request: HttpRequest,
     state: web::Data<AppState>,
-    query: web::Query<RevisionQuery>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     state.auth.check(&request, Access::Write)?;
-    let patch: PatchDoc = read_json(&request, payload, state.max_body_bytes).await?;
+    let revision = revision(&request)?;
+    let patch: PatchDoc =
+        read_json(&request, payload, state.max_body_bytes, state.body_timeout).await?;
     let add = parse_doc(&patch.add);
     let remove = parse_doc(&patch.remove);
     let (add, remove) = match (add, remove) {
@@ -177,12 +193,7 @@ pub async fn patch_subscriptions(
         }
         (Err(e), _) | (_, Err(e)) => return Err(change_error(e)),
     };
-    apply(
-        &state,
-        SubscriptionChange::Patch { add, remove },
-        query.revision,
-    )
-    .await
+    apply(&state, SubscriptionChange::Patch { add, remove }, revision).await
 }
 
 pub async fn reconnect(

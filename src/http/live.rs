@@ -6,12 +6,17 @@
 //! A stream the hub ends (slow consumer, shutdown) gets a last word: a close frame with the
 //! reason, or a final `close` event. If the connection has not finished `CLOSE_GRACE` later
 //! (the peer stopped reading, so even that cannot be written), its socket is shut down.
+//!
+//! What a consumer sends is bounded too: a WebSocket frame header announcing more than
+//! `CLIENT_MAX_FRAME` ends the stream before that frame is buffered (close 1009, reason
+//! `too_large`; see `crate::frame_limit`), and an SSE request's body is never read.
 
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use actix_http::ws::ProtocolError;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::web::{Bytes, BytesMut};
@@ -26,6 +31,7 @@ use super::auth::Access;
 use super::error::ApiError;
 use super::AppState;
 use crate::control::escape;
+use crate::frame_limit::{self, Overflow};
 use crate::stream::hub::{Consumer, Ending};
 use crate::stream::socket::PeerSocket;
 use crate::stream::{event, ConsumerHandle, Filter, Hub, JoinError, LeaveReason, Next, Transport};
@@ -102,6 +108,7 @@ fn join(
     hub.join(transport, filter, peer).map_err(|error| {
         let code = match error {
             JoinError::Full { .. } => "too_many_consumers",
+            JoinError::AddressFull { .. } => "too_many_consumers_from_address",
             JoinError::Stopping => "stopping",
         };
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, error.to_string())
@@ -136,6 +143,15 @@ pub async fn websocket(
             .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         return Ok(response);
     }
+    let (payload, overflow) = frame_limit::bound(&request, payload, CLIENT_MAX_FRAME)
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_handshake",
+                format!("cannot read the request: {e}"),
+            )
+        })?;
     let (response, session, messages) = actix_ws::handle(&request, payload).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -150,6 +166,7 @@ pub async fn websocket(
         handle,
         session,
         messages.max_frame_size(CLIENT_MAX_FRAME),
+        overflow,
         socket,
     ));
     Ok(response)
@@ -160,6 +177,7 @@ async fn serve_websocket(
     handle: ConsumerHandle,
     mut session: Session,
     mut messages: MessageStream,
+    overflow: Overflow,
     socket: Option<PeerSocket>,
 ) {
     let consumer = handle.consumer().clone();
@@ -194,6 +212,8 @@ async fn serve_websocket(
                     break None;
                 }
                 Some(Ok(_)) => heard = Instant::now(),
+                Some(Err(ProtocolError::Overflow)) => break Some(too_large(&handle)),
+                Some(Err(_)) if overflow.happened() => break Some(too_large(&handle)),
                 Some(Err(_)) | None => break None,
             },
             _ = ping.tick() => {
@@ -214,8 +234,21 @@ async fn serve_websocket(
     drop(handle);
 }
 
+/// Ends a consumer that sent (or announced) a frame over `CLIENT_MAX_FRAME`.
+fn too_large(handle: &ConsumerHandle) -> Ending {
+    let ending = Ending {
+        reason: LeaveReason::TooLarge,
+        message: format!("a stream client may send frames of at most {CLIENT_MAX_FRAME} bytes"),
+    };
+    handle.end(ending.reason, &ending.message);
+    ending
+}
+
 /// Sends the close frame with the reason and waits for the connection to finish; shuts the
 /// socket down if it does not within `CLOSE_GRACE`.
+///
+/// After a frame over the limit nothing reads the connection any more (that is the bound): the
+/// socket is shut down `CLOSE_GRACE` after the close frame, whatever the peer does.
 async fn close_websocket(
     session: Session,
     mut messages: MessageStream,
@@ -226,14 +259,21 @@ async fn close_websocket(
         LeaveReason::Slow => CloseCode::Policy,
         LeaveReason::Shutdown | LeaveReason::Timeout => CloseCode::Away,
         LeaveReason::Client => CloseCode::Normal,
+        LeaveReason::TooLarge => CloseCode::Size,
     };
+    let unread = ending.reason == LeaveReason::TooLarge;
     let reason = CloseReason {
         code,
         description: Some(format!("{}: {}", ending.reason.as_str(), ending.message)),
     };
     let finished = tokio::time::timeout(CLOSE_GRACE, async move {
         let _ = session.close(Some(reason)).await;
-        while messages.recv().await.is_some() {}
+        if unread {
+            // Held but never polled: the HTTP layer stops reading at its buffer's limit.
+            std::future::pending::<()>().await;
+        } else {
+            while messages.recv().await.is_some() {}
+        }
     })
     .await;
     if finished.is_err() {

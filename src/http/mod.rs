@@ -41,6 +41,8 @@ pub struct AppState {
     pub metrics_actor: Addr<MetricsActor>,
     pub auth: auth::Auth,
     pub max_body_bytes: usize,
+    /// `control.body_timeout`: longest a request body may take to arrive.
+    pub body_timeout: std::time::Duration,
     pub mutations: Arc<Mutex<RateWindow>>,
     pub started: Instant,
     pub upbit_url: String,

@@ -13,7 +13,8 @@ use serde_json::json;
 
 use super::{lock, session, Fault, Handshake, Shared};
 
-/// Largest frame the simulator reads from a client.
+/// Largest frame the simulator reads from a client; a larger one (even announced) is closed
+/// with 1009 before it is buffered.
 const MAX_CLIENT_FRAME: usize = 1 << 20;
 
 pub(super) fn start(shared: Arc<Shared>) -> std::io::Result<(SocketAddr, ServerHandle)> {
@@ -67,6 +68,7 @@ async fn websocket(
             response.json(json!({ "error": { "name": "TOO_MANY_REQUESTS", "message": name } }))
         );
     }
+    let (body, overflow) = crate::frame_limit::bound(&request, body, MAX_CLIENT_FRAME).await?;
     let (response, session, stream) = actix_ws::handle(&request, body)?;
     let id = shared
         .next_connection
@@ -101,6 +103,7 @@ async fn websocket(
         id,
         session,
         stream.max_frame_size(MAX_CLIENT_FRAME),
+        overflow,
         commands,
     ));
     Ok(response)

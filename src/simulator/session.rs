@@ -5,12 +5,14 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use actix_http::ws::ProtocolError;
 use actix_ws::{CloseCode, CloseReason, Message, MessageStream, Session};
 use bytes::Bytes;
 use tokio::sync::broadcast::{self, error::RecvError};
 
 use super::request::{self, base_code, orderbook_depth, ErrorFrame, Request, TypeRequest};
 use super::{encode, unix_ms, Command, Shared};
+use crate::frame_limit::Overflow;
 use crate::upbit::types::StreamType;
 use crate::upbit::{DataType, Format};
 
@@ -49,6 +51,7 @@ pub(super) async fn run(
     id: u64,
     session: Session,
     mut stream: MessageStream,
+    overflow: Overflow,
     mut commands: broadcast::Receiver<Command>,
 ) {
     let rate = shared.config.rate;
@@ -85,6 +88,10 @@ pub(super) async fn run(
                 }
                 other => {
                     log::debug!("simulator connection={} stream ended: {other:?}", conn.id);
+                    if overflow.happened() || matches!(other, Some(Err(ProtocolError::Overflow))) {
+                        let close = CloseReason { code: CloseCode::Size, description: Some("frame too large".into()) };
+                        let _ = conn.session.clone().close(Some(close)).await;
+                    }
                     break;
                 }
             },

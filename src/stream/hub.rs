@@ -11,7 +11,7 @@
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use prometheus::{IntCounter, IntGauge};
 
@@ -37,8 +37,61 @@ struct Shared {
     interest: AtomicU32,
     next_id: AtomicU64,
     max_consumers: usize,
+    /// Most consumers from one remote address.
+    max_per_address: usize,
     trade_queue: usize,
     metrics: StreamMetrics,
+    /// Join and leave lines: any client can connect in a loop, the log must not follow it.
+    log_budget: Mutex<LineBudget>,
+}
+
+/// At most `LOG_BURST` consumer lifecycle lines per `LOG_WINDOW`; then one line saying how
+/// many were held back (the metrics still count every one).
+const LOG_WINDOW: Duration = Duration::from_secs(10);
+const LOG_BURST: u32 = 20;
+
+#[derive(Debug, Default)]
+struct LineBudget {
+    window_start: Option<Instant>,
+    used: u32,
+    held: u64,
+}
+
+impl LineBudget {
+    /// Whether a line may be written at `now`, and how many lines were held back in the window
+    /// that just ended (to report first).
+    fn allow(&mut self, now: Instant) -> (bool, u64) {
+        let mut held = 0;
+        if self
+            .window_start
+            .is_none_or(|start| now.duration_since(start) >= LOG_WINDOW)
+        {
+            self.window_start = Some(now);
+            self.used = 0;
+            held = std::mem::take(&mut self.held);
+        }
+        if self.used < LOG_BURST {
+            self.used += 1;
+            (true, held)
+        } else {
+            self.held += 1;
+            (false, held)
+        }
+    }
+}
+
+impl Shared {
+    /// Whether a lifecycle line may be written now (reporting lines held back before).
+    fn may_log(&self) -> bool {
+        let (allowed, held) = lock(&self.log_budget).allow(Instant::now());
+        if held > 0 {
+            log::info!(
+                "{held} more stream consumer joins and departures were not logged in {LOG_WINDOW:?} \
+                 (see upbit_stream_consumers and upbit_stream_disconnects_total)"
+            );
+        }
+        allowed
+    }
 }
 
 struct Registry {
@@ -52,8 +105,10 @@ struct Registry {
 pub struct Consumer {
     pub id: u64,
     pub transport: Transport,
-    /// The remote address, for logs.
+    /// The remote address and port, for logs.
     pub peer: String,
+    /// The remote address without the port: what the per-address limit counts.
+    address: String,
     filter: Filter,
     state: Mutex<ConsumerState>,
     /// Signalled once when the stream ends (one waiter: the transport's task).
@@ -90,6 +145,8 @@ pub enum Next {
 pub enum JoinError {
     #[error("{max} live-stream consumers are connected, the most allowed (stream.max_consumers); try again later")]
     Full { max: usize },
+    #[error("{max} live-stream consumers are connected from this address, the most allowed (stream.max_consumers_per_address); close one or try again later")]
+    AddressFull { max: usize },
     #[error("the service is stopping")]
     Stopping,
 }
@@ -115,10 +172,26 @@ impl Hub {
                 interest: AtomicU32::new(0),
                 next_id: AtomicU64::new(1),
                 max_consumers,
+                max_per_address: usize::MAX,
                 trade_queue,
                 metrics,
+                log_budget: Mutex::new(LineBudget::default()),
             }),
         }
+    }
+
+    /// Limits the consumers from one remote address (`stream.max_consumers_per_address`).
+    /// Call before sharing the hub.
+    pub fn with_max_per_address(mut self, max: usize) -> Self {
+        let shared = Arc::get_mut(&mut self.shared);
+        debug_assert!(
+            shared.is_some(),
+            "set the per-address limit before sharing the hub"
+        );
+        if let Some(shared) = shared {
+            shared.max_per_address = max;
+        }
+        self
     }
 
     /// Registers a consumer; its first message is the current link state.
@@ -138,6 +211,19 @@ impl Hub {
                 max: shared.max_consumers,
             });
         }
+        let address = peer
+            .parse::<std::net::SocketAddr>()
+            .map_or_else(|_| peer.clone(), |a| a.ip().to_string());
+        let from_address = registry
+            .consumers
+            .iter()
+            .filter(|c| c.address == address)
+            .count();
+        if from_address >= shared.max_per_address {
+            return Err(JoinError::AddressFull {
+                max: shared.max_per_address,
+            });
+        }
         let mut queue = ConsumerQueue::new(shared.trade_queue);
         queue.push(&registry.link);
         let label = [transport.label()];
@@ -145,6 +231,7 @@ impl Hub {
             id: shared.next_id.fetch_add(1, Ordering::Relaxed),
             transport,
             peer,
+            address,
             filter,
             state: Mutex::new(ConsumerState {
                 queue,
@@ -160,13 +247,15 @@ impl Hub {
         self.recount(&registry);
         drop(registry);
         consumer.gauge.inc();
-        log::info!(
-            "stream consumer joined id={} transport={} peer={} {}",
-            consumer.id,
-            transport.label(),
-            consumer.peer,
-            consumer.filter.describe()
-        );
+        if shared.may_log() {
+            log::info!(
+                "stream consumer joined id={} transport={} peer={} {}",
+                consumer.id,
+                transport.label(),
+                consumer.peer,
+                consumer.filter.describe()
+            );
+        }
         Ok(ConsumerHandle {
             hub: self.clone(),
             consumer,
@@ -274,6 +363,9 @@ impl Hub {
             .disconnects
             .with_label_values(&[reason.as_str()])
             .inc();
+        if !self.shared.may_log() {
+            return;
+        }
         let sent = consumer.sent.load(Ordering::Relaxed);
         let line = format!(
             "stream consumer left id={} transport={} peer={} reason={} sent={sent}",
@@ -611,5 +703,36 @@ mod tests {
         ));
         a.end(LeaveReason::Timeout, "late");
         assert_eq!(metrics.disconnects.with_label_values(&["timeout"]).get(), 0);
+    }
+
+    #[test]
+    fn one_address_gets_at_most_its_share() {
+        let (hub, _) = hub(10, 3);
+        let hub = hub.with_max_per_address(2);
+        let join = |peer: &str| hub.join(Transport::Sse, Filter::everything(), peer.into());
+        let first = join("10.0.0.1:1000").unwrap();
+        let _second = join("10.0.0.1:1001").unwrap();
+        assert!(matches!(
+            join("10.0.0.1:1002"),
+            Err(JoinError::AddressFull { max: 2 })
+        ));
+        let _other = join("10.0.0.2:1000").expect("another address is not affected");
+        drop(first);
+        join("10.0.0.1:1003").expect("a slot freed");
+    }
+
+    #[test]
+    fn lifecycle_lines_are_budgeted_per_window() {
+        let mut budget = LineBudget::default();
+        let start = Instant::now();
+        let allowed = (0..25).filter(|_| budget.allow(start).0).count();
+        assert_eq!(allowed, LOG_BURST as usize, "a burst, then held back");
+        assert_eq!(budget.allow(start + LOG_WINDOW / 2), (false, 0));
+        assert_eq!(
+            budget.allow(start + LOG_WINDOW),
+            (true, 6),
+            "a new window reports what the last one held back"
+        );
+        assert_eq!(budget.allow(start + LOG_WINDOW * 3), (true, 0));
     }
 }

@@ -59,6 +59,8 @@ pub enum LeaveReason {
     Timeout,
     /// The service is stopping.
     Shutdown,
+    /// A WebSocket client sent (or announced) a frame over the limit: closed with 1009.
+    TooLarge,
 }
 
 impl LeaveReason {
@@ -68,6 +70,7 @@ impl LeaveReason {
             Self::Slow => "slow",
             Self::Timeout => "timeout",
             Self::Shutdown => "shutdown",
+            Self::TooLarge => "too_large",
         }
     }
 }

@@ -289,7 +289,8 @@ impl Metrics {
 }
 
 /// Why a live-stream consumer left (`upbit_stream_disconnects_total{reason}`).
-pub const STREAM_DISCONNECT_REASONS: [&str; 4] = ["client", "slow", "timeout", "shutdown"];
+pub const STREAM_DISCONNECT_REASONS: [&str; 5] =
+    ["client", "slow", "timeout", "shutdown", "too_large"];
 
 /// Live-stream transports (`upbit_stream_consumers{transport}`).
 pub const STREAM_TRANSPORTS: [&str; 2] = ["ws", "sse"];
@@ -316,7 +317,7 @@ impl StreamMetrics {
             consumers: IntGaugeVec::new(opts("upbit_stream_consumers", "Live-stream consumers connected, by transport (ws, sse)."), &["transport"])?,
             messages_sent: IntCounterVec::new(opts("upbit_stream_messages_sent_total", "Messages handed to live-stream consumers' connections, by transport."), &["transport"])?,
             conflated: IntCounter::with_opts(opts("upbit_stream_conflated_total", "Queued tickers, orderbooks and candles replaced by a newer one of the same type and code before a consumer read them."))?,
-            disconnects: IntCounterVec::new(opts("upbit_stream_disconnects_total", "Live-stream consumers that left, by reason (client, slow, timeout, shutdown)."), &["reason"])?,
+            disconnects: IntCounterVec::new(opts("upbit_stream_disconnects_total", "Live-stream consumers that left, by reason (client, slow, timeout, shutdown, too_large)."), &["reason"])?,
             queue_depth: prometheus::Histogram::with_opts(HistogramOpts::new("upbit_stream_queue_depth", "Messages waiting in a consumer's queue after each batch the pipeline queued for it.").buckets(STREAM_QUEUE_BUCKETS.to_vec()))?,
         };
         registry.register(Box::new(m.consumers.clone()))?;
