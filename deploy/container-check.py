@@ -276,7 +276,9 @@ def exercise(image, spec, name, volume, config_dir, simulator, base):
     restored = json.loads(answer) if status == 200 else {}
     if restored.get("subscription") != saved["subscription"]:
         fail(f"after the restart the subscription is {restored}, not {saved}")
-    ok(f"a new container on the same state volume restored the subscription")
+    if restored.get("revision", -1) < saved["revision"]:
+        fail(f"after the restart the revision went back: {restored.get('revision')} < {saved['revision']}")
+    ok(f"a new container on the same state volume restored the subscription at revision {restored['revision']}")
     podman("stop", "-t", "30", name)
     return {"ready": ready, "stop": stop, "ready_again": ready_again, "live": live}
 

