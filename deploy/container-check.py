@@ -185,6 +185,11 @@ def main():
     image, simulator = sys.argv[1], sys.argv[2]
     if shutil.which("podman") is None:
         fail("podman is not installed (scripts/image installs it)")
+    # The containers.conf scripts/tools.sh writes (runc, ulimits within the hard limits): without
+    # it podman's defaults fail on this kind of machine.
+    conf = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "upbit-exporter" / "containers.conf"
+    if "CONTAINERS_CONF" not in os.environ and conf.is_file():
+        os.environ["CONTAINERS_CONF"] = str(conf)
     spec = Spec()
     size = check_image(image, spec)
     name, volume = f"upbit-check-{os.getpid()}", f"upbit-check-state-{os.getpid()}"
