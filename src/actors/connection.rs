@@ -301,7 +301,7 @@ impl ConnectionActor {
         }
         let ticket = uuid::Uuid::new_v4().to_string();
         let request = self.subscription.to_request(&ticket, self.config.format);
-        let list = list_subscriptions_request(&ticket);
+        let list = list_subscriptions_request(&ticket, self.config.format);
         if !self.write(ws::Message::Text(request.into())) {
             return;
         }

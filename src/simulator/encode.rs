@@ -5,8 +5,9 @@
 use std::fmt::Write;
 
 use super::market::{MarketState, TradeEvent};
+use super::request::TypeRequest;
 use crate::upbit::types::StreamType;
-use crate::upbit::{CandleInterval, DataType};
+use crate::upbit::{CandleInterval, DataType, Format};
 
 /// A JSON object writer choosing DEFAULT or SIMPLE keys.
 struct Obj {
@@ -141,6 +142,36 @@ pub fn ticker(m: &mut MarketState, now_ms: u64, stream: StreamType, simple: bool
         .int("timestamp", "tms", now_ms)
         .str("stream_type", "st", stream.as_str());
     o.finish()
+}
+
+/// The answer to LIST_SUBSCRIPTIONS in `format`: DEFAULT keys `method`, `result` (`type`,
+/// `codes`, `level`), `ticket`; SIMPLE keys `mthd`, `rslt` (`ty`, `cds`, `lv`), `tckt`; the list
+/// formats wrap it in an array.
+pub fn subscription_list(ticket: &str, types: &[TypeRequest], format: Format) -> String {
+    let simple = format.is_simple();
+    let key = |long: &'static str, short: &'static str| if simple { short } else { long };
+    let result: Vec<serde_json::Value> = types
+        .iter()
+        .map(|t| {
+            let mut entry = serde_json::Map::new();
+            entry.insert(key("type", "ty").into(), t.data_type.as_str().into());
+            entry.insert(key("codes", "cds").into(), t.codes.clone().into());
+            if t.data_type == DataType::Orderbook {
+                entry.insert(key("level", "lv").into(), serde_json::json!(t.level));
+            }
+            serde_json::Value::Object(entry)
+        })
+        .collect();
+    let mut reply = serde_json::Map::new();
+    reply.insert(key("method", "mthd").into(), "LIST_SUBSCRIPTIONS".into());
+    reply.insert(key("result", "rslt").into(), result.into());
+    reply.insert(key("ticket", "tckt").into(), ticket.into());
+    let reply = serde_json::Value::Object(reply);
+    if format.is_list() {
+        serde_json::Value::Array(vec![reply]).to_string()
+    } else {
+        reply.to_string()
+    }
 }
 
 /// One trade.

@@ -184,6 +184,8 @@ pub struct Stats {
     pub sent: BTreeMap<String, BTreeMap<String, u64>>,
     pub frames_sent: u64,
     pub bytes_sent: u64,
+    /// Data frames and LIST_SUBSCRIPTIONS answers sent, by the format they were written in.
+    pub frames_by_format: BTreeMap<String, u64>,
     pub error_frames_sent: BTreeMap<String, u64>,
     /// Close codes clients sent.
     pub close_codes_received: Vec<u16>,

@@ -30,9 +30,8 @@ pub enum Request {
         types: Vec<TypeRequest>,
         format: Format,
     },
-    ListSubscriptions {
-        ticket: String,
-    },
+    /// Upbit: the list request's format (DEFAULT when absent) becomes the connection's format.
+    ListSubscriptions { ticket: String, format: Format },
 }
 
 /// An error frame: `{"error":{"name":..,"message":..}}`.
@@ -166,7 +165,7 @@ pub fn parse(text: &str) -> Result<Request, ErrorFrame> {
     let ticket =
         ticket.ok_or_else(|| ErrorFrame::new("NO_TICKET", "Ticket field must be contained."))?;
     if list {
-        return Ok(Request::ListSubscriptions { ticket });
+        return Ok(Request::ListSubscriptions { ticket, format });
     }
     if types.is_empty() {
         return Err(ErrorFrame::new("NO_TYPE", "type field not exists."));
@@ -262,7 +261,17 @@ mod tests {
     fn list_subscriptions() {
         assert_eq!(
             parse(r#"[{"ticket":"x"},{"method":"LIST_SUBSCRIPTIONS"}]"#),
-            Ok(Request::ListSubscriptions { ticket: "x".into() })
+            Ok(Request::ListSubscriptions {
+                ticket: "x".into(),
+                format: Format::Default
+            })
+        );
+        assert_eq!(
+            parse(r#"[{"ticket":"x"},{"method":"LIST_SUBSCRIPTIONS"},{"format":"SIMPLE"}]"#),
+            Ok(Request::ListSubscriptions {
+                ticket: "x".into(),
+                format: Format::Simple
+            })
         );
     }
 

@@ -20,7 +20,6 @@ const FIREHOSE_BATCH: usize = 256;
 /// The subscription in force on a connection.
 struct Active {
     types: Vec<TypeRequest>,
-    format: Format,
 }
 
 /// Pre-encoded frames, rotating over the subscribed pairs.
@@ -36,6 +35,9 @@ struct Connection {
     id: u64,
     session: Session,
     active: Option<Active>,
+    /// The connection's format: set by every subscription and every LIST_SUBSCRIPTIONS request
+    /// (DEFAULT when the request names none), as Upbit documents.
+    format: Format,
     firehose: Option<Firehose>,
     requests: VecDeque<Instant>,
     last_inbound: Instant,
@@ -68,6 +70,7 @@ pub(super) async fn run(
         id,
         session,
         active: None,
+        format: Format::Default,
         firehose: None,
         requests: VecDeque::new(),
         last_inbound: Instant::now(),
@@ -191,18 +194,21 @@ impl Connection {
         }
         match request::parse(text) {
             Err(error) => self.send_error(error).await,
-            Ok(Request::ListSubscriptions { ticket }) => {
-                let result: Vec<serde_json::Value> = self
-                    .active
-                    .iter()
-                    .flat_map(|a| &a.types)
-                    .map(|t| serde_json::json!({ "type": t.data_type.as_str(), "codes": t.codes }))
-                    .collect();
-                let reply = serde_json::json!({ "method": "LIST_SUBSCRIPTIONS", "result": result, "ticket": ticket });
-                self.session.binary(reply.to_string()).await.is_ok()
+            Ok(Request::ListSubscriptions { ticket, format }) => {
+                if format != self.format {
+                    self.format = format;
+                    if self.firehose.is_some() {
+                        self.firehose = Some(self.build_firehose());
+                    }
+                }
+                let types = self.active.as_ref().map_or(&[][..], |a| &a.types[..]);
+                let reply = encode::subscription_list(&ticket, types, format);
+                self.count_format(1);
+                self.session.binary(reply).await.is_ok()
             }
             Ok(Request::Subscribe { types, format, .. }) => {
-                self.active = Some(Active { types, format });
+                self.active = Some(Active { types });
+                self.format = format;
                 self.firehose = None;
                 if self.send_snapshots().await.is_err() {
                     return false;
@@ -234,6 +240,16 @@ impl Connection {
             && self.requests.len() < self.shared.config.request_limit_per_min as usize;
         self.requests.push_back(now);
         allowed
+    }
+
+    /// Counts frames sent in the connection's current format.
+    fn count_format(&self, frames: u64) {
+        *self
+            .shared
+            .stats()
+            .frames_by_format
+            .entry(self.format.as_str().to_owned())
+            .or_default() += frames;
     }
 
     async fn send_error(&mut self, error: ErrorFrame) -> bool {
@@ -290,7 +306,7 @@ impl Connection {
         let Some(active) = self.active.as_ref() else {
             return Ok(());
         };
-        let (format, simple) = (active.format, active.format.is_simple());
+        let (format, simple) = (self.format, self.format.is_simple());
         let mut frames: Vec<(String, Vec<(String, String)>)> = Vec::new();
         for t in &active.types {
             if (snapshot && t.only_realtime) || (!snapshot && t.only_snapshot) {
@@ -337,6 +353,10 @@ impl Connection {
             }
             stats.frames_sent += 1;
             stats.bytes_sent += size as u64;
+            *stats
+                .frames_by_format
+                .entry(format.as_str().to_owned())
+                .or_default() += 1;
         }
         Ok(())
     }
@@ -352,12 +372,12 @@ impl Connection {
     fn build_firehose(&self) -> Firehose {
         let mut frames = Vec::new();
         if let Some(active) = &self.active {
-            let simple = active.format.is_simple();
+            let simple = self.format.is_simple();
             for round in 0..64 {
                 for t in active.types.iter().filter(|t| !t.only_snapshot) {
                     for code in &t.codes {
                         let body = self.encode(t, code, StreamType::Realtime, simple, true);
-                        let body = if active.format.is_list() {
+                        let body = if self.format.is_list() {
                             format!("[{body}]")
                         } else {
                             body
@@ -439,6 +459,10 @@ impl Connection {
         }
         stats.frames_sent += frames;
         stats.bytes_sent += bytes;
+        *stats
+            .frames_by_format
+            .entry(self.format.as_str().to_owned())
+            .or_default() += frames;
         result
     }
 }

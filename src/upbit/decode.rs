@@ -123,7 +123,7 @@ struct Probe<'a> {
     error: Option<ServerError>,
     #[serde(default)]
     status: Option<IgnoredAny>,
-    #[serde(default)]
+    #[serde(default, alias = "mthd")]
     method: Option<IgnoredAny>,
 }
 

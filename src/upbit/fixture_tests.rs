@@ -309,9 +309,34 @@ fn list_subscriptions_reply() {
         list.result[1],
         ListedSubscription {
             data_type: "orderbook".into(),
-            codes: vec!["KRW-BTC.15".into()]
+            codes: vec!["KRW-BTC.15".into()],
+            level: Some(0.0),
         }
     );
+}
+
+#[test]
+fn list_subscriptions_reply_in_simple_keys_and_in_a_list_frame() {
+    let simple = br#"{"mthd":"LIST_SUBSCRIPTIONS","rslt":[{"ty":"ticker","cds":["KRW-BTC"]},{"ty":"orderbook","cds":["KRW-BTC.5"],"lv":10000}],"tckt":"t-1"}"#;
+    let listed = |payload: &[u8]| {
+        let messages = decode_frame(payload);
+        assert_eq!(messages.len(), 1, "{messages:?}");
+        match messages.into_iter().next() {
+            Some(Ok(Message::Subscriptions(list))) => list,
+            other => panic!("{other:?}"),
+        }
+    };
+    let list = listed(simple);
+    assert_eq!(list.ticket.as_deref(), Some("t-1"));
+    assert_eq!(list.result[0].data_type, "ticker");
+    assert_eq!(list.result[0].codes, ["KRW-BTC"]);
+    assert_eq!(list.result[1].level, Some(10000.0));
+    let mut wrapped = b"[".to_vec();
+    wrapped.extend_from_slice(simple);
+    wrapped.push(b']');
+    assert_eq!(listed(&wrapped), list);
+    let default_list = br#"[{"method":"LIST_SUBSCRIPTIONS","result":[{"type":"ticker","codes":["KRW-BTC"]}],"ticket":"t-1"}]"#;
+    assert_eq!(listed(default_list).result[0].codes, ["KRW-BTC"]);
 }
 
 #[test]

@@ -289,20 +289,26 @@ pub struct ServerError {
     pub message: Option<String>,
 }
 
-/// One entry of a `LIST_SUBSCRIPTIONS` answer.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+/// One entry of a `LIST_SUBSCRIPTIONS` answer (SIMPLE keys `ty`, `cds`, `lv`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct ListedSubscription {
     #[serde(rename = "type", alias = "ty")]
     pub data_type: String,
-    #[serde(default)]
+    #[serde(default, alias = "cds")]
     pub codes: Vec<String>,
+    /// Orderbook price grouping, when Upbit lists one.
+    #[serde(default, alias = "lv", skip_serializing_if = "Option::is_none")]
+    pub level: Option<f64>,
 }
 
-/// `{"method":"LIST_SUBSCRIPTIONS","result":[{"type":"ticker","codes":["KRW-BTC"]}],"ticket":"x"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// The answer to `LIST_SUBSCRIPTIONS`, in the connection's format:
+/// DEFAULT `{"method":"LIST_SUBSCRIPTIONS","result":[{"type":"ticker","codes":["KRW-BTC"]}],"ticket":"x"}`,
+/// SIMPLE `{"mthd":"LIST_SUBSCRIPTIONS","rslt":[{"ty":"ticker","cds":["KRW-BTC"]}],"tckt":"x"}`;
+/// the list formats may wrap either in an array.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct SubscriptionList {
-    #[serde(default)]
+    #[serde(default, alias = "rslt")]
     pub result: Vec<ListedSubscription>,
-    #[serde(default)]
+    #[serde(default, alias = "tckt")]
     pub ticket: Option<String>,
 }

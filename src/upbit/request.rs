@@ -105,9 +105,19 @@ impl Subscription {
     }
 }
 
-/// `[{"ticket":"…"},{"method":"LIST_SUBSCRIPTIONS"}]`: asks Upbit what the connection receives.
-pub fn list_subscriptions_request(ticket: &str) -> String {
-    json!([{ "ticket": ticket }, { "method": "LIST_SUBSCRIPTIONS" }]).to_string()
+/// `[{"ticket":"…"},{"method":"LIST_SUBSCRIPTIONS"},{"format":"…"}]`: asks Upbit what the
+/// connection receives.
+///
+/// It carries the connection's format because Upbit makes a LIST_SUBSCRIPTIONS request's format
+/// the format of the whole connection's stream from then on; without one it falls back to
+/// DEFAULT and a connection configured for SIMPLE or a list format silently changes format.
+pub fn list_subscriptions_request(ticket: &str, format: Format) -> String {
+    json!([
+        { "ticket": ticket },
+        { "method": "LIST_SUBSCRIPTIONS" },
+        { "format": format.as_str() }
+    ])
+    .to_string()
 }
 
 #[cfg(test)]
@@ -142,8 +152,8 @@ mod tests {
     #[test]
     fn list_request_shape() {
         assert_eq!(
-            list_subscriptions_request("x"),
-            r#"[{"ticket":"x"},{"method":"LIST_SUBSCRIPTIONS"}]"#
+            list_subscriptions_request("x", Format::SimpleList),
+            r#"[{"ticket":"x"},{"method":"LIST_SUBSCRIPTIONS"},{"format":"SIMPLE_LIST"}]"#
         );
     }
 }
