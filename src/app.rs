@@ -165,8 +165,10 @@ pub async fn start(settings: Settings) -> Result<AppHandle, StartError> {
             metrics_actor.clone().recipient(),
             metrics.clone(),
         );
+        let details = metrics_actor.clone().recipient();
         SubscriptionManager::start_in_arbiter(&pipeline.handle(), move |_| {
             SubscriptionManager::new(config, subscription, boards, spawn, sink, metrics)
+                .with_market_details(details)
         })
     };
 

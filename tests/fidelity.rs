@@ -140,3 +140,161 @@ async fn the_stream_stays_json_list() {
 async fn the_stream_stays_simple_list() {
     the_stream_keeps_its_format("SIMPLE_LIST").await;
 }
+
+/// Every series of `name` as (labels, value), labels as `k=v` strings for short assertions.
+async fn series(app: &TestApp, name: &str) -> Vec<(Vec<String>, f64)> {
+    app.metrics()
+        .await
+        .series(name)
+        .into_iter()
+        .map(|(labels, v)| {
+            (
+                labels
+                    .into_iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect(),
+                v,
+            )
+        })
+        .collect()
+}
+
+/// Market warnings and cautions come from the market list's `market_event` (asked with
+/// `is_details=true`, patterns or not); with no source at all there is no series, never a 0.
+#[actix_web::test]
+async fn market_warnings_and_cautions_come_from_the_market_list() {
+    let sim = start_simulator(|c| {
+        c.rate = 10.0;
+        c.legacy_ticker_fields = false;
+    })
+    .await;
+    sim.inject(Fault::MarketListDown { status: 503 });
+    let app = spawn_app(
+        &sim.ws_url(),
+        &[
+            ("upbit.types", "ticker"),
+            ("upbit.codes", "KRW-BTC,KRW-ETH"),
+            ("discovery.refresh", "1s"),
+        ],
+    )
+    .await;
+    eventually("tickers and a failed market list fetch", || async {
+        let m = app.metrics().await;
+        when(
+            m.get(
+                "upbit_received_messages_total",
+                &[("type", "ticker"), ("code", "KRW-ETH")],
+            ) >= 3.0
+                && m.get("upbit_market_list_fetches_total", &[("result", "error")]) >= 1.0,
+        )
+    })
+    .await;
+    for name in [
+        "upbit_market_warning",
+        "upbit_market_caution",
+        "upbit_market_info",
+        "upbit_trading_suspended",
+    ] {
+        assert_eq!(series(&app, name).await, [], "{name}: no source has spoken");
+    }
+
+    sim.set_market_event("KRW-ETH", Some(true), &[("PRICE_FLUCTUATIONS", true)]);
+    sim.inject(Fault::MarketListDown { status: 0 });
+    let m = eventually("the market list's events in /metrics", || async {
+        let m = app.metrics().await;
+        m.value("upbit_market_warning", &[("code", "KRW-ETH")])
+            .is_some()
+            .then_some(m)
+    })
+    .await;
+    assert_eq!(
+        m.value("upbit_market_warning", &[("code", "KRW-ETH")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.value("upbit_market_warning", &[("code", "KRW-BTC")]),
+        Some(0.0)
+    );
+    let caution = |code: &str, reason: &str| {
+        m.value(
+            "upbit_market_caution",
+            &[("code", code), ("reason", reason)],
+        )
+    };
+    assert_eq!(caution("KRW-ETH", "PRICE_FLUCTUATIONS"), Some(1.0));
+    assert_eq!(caution("KRW-ETH", "TRADING_VOLUME_SOARING"), Some(0.0));
+    assert_eq!(
+        caution("KRW-BTC", "CONCENTRATION_OF_SMALL_ACCOUNTS"),
+        Some(0.0)
+    );
+    assert_eq!(
+        m.series("upbit_market_caution").len(),
+        10,
+        "5 flags x 2 codes"
+    );
+    assert_eq!(
+        m.value(
+            "upbit_market_info",
+            &[
+                ("code", "KRW-BTC"),
+                ("korean_name", "비트코인"),
+                ("english_name", "Bitcoin")
+            ]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.series("upbit_market_info").len(),
+        2,
+        "subscribed codes only"
+    );
+    assert_eq!(
+        m.series("upbit_market_warning").len(),
+        2,
+        "subscribed codes only"
+    );
+
+    // An undocumented flag is reported as OTHER; a lifted warning reads 0.
+    sim.set_market_event("KRW-ETH", Some(false), &[("SOMETHING_NEW", true)]);
+    eventually("the next fetch's events", || async {
+        let m = app.metrics().await;
+        when(
+            m.value("upbit_market_warning", &[("code", "KRW-ETH")]) == Some(0.0)
+                && m.value(
+                    "upbit_market_caution",
+                    &[("code", "KRW-ETH"), ("reason", "OTHER")],
+                ) == Some(1.0),
+        )
+    })
+    .await;
+    app.shutdown().await;
+    sim.stop().await;
+}
+
+/// While the market list says nothing, the ticker's deprecated `market_warning` is used.
+#[actix_web::test]
+async fn the_tickers_deprecated_warning_is_used_while_the_list_is_silent() {
+    let sim = start_simulator(|c| c.rate = 10.0).await;
+    sim.inject(Fault::MarketListDown { status: 503 });
+    sim.set_market_event("KRW-ETH", Some(true), &[]);
+    let app = spawn_app(
+        &sim.ws_url(),
+        &[
+            ("upbit.types", "ticker"),
+            ("upbit.codes", "KRW-BTC,KRW-ETH"),
+        ],
+    )
+    .await;
+    eventually("warnings from the tickers", || async {
+        let m = app.metrics().await;
+        when(
+            m.value("upbit_market_warning", &[("code", "KRW-ETH")]) == Some(1.0)
+                && m.value("upbit_market_warning", &[("code", "KRW-BTC")]) == Some(0.0)
+                && m.value("upbit_trading_suspended", &[("code", "KRW-BTC")]) == Some(0.0),
+        )
+    })
+    .await;
+    assert_eq!(series(&app, "upbit_market_caution").await, []);
+    app.shutdown().await;
+    sim.stop().await;
+}

@@ -103,7 +103,14 @@ fn date_time(ms: u64) -> ((u64, u64, u64), (u64, u64, u64)) {
 }
 
 /// A ticker for `market` as of its last trade.
-pub fn ticker(m: &mut MarketState, now_ms: u64, stream: StreamType, simple: bool) -> String {
+/// `legacy` adds the fields Upbit marks deprecated (`is_trading_suspended`, `market_warning`).
+pub fn ticker(
+    m: &mut MarketState,
+    now_ms: u64,
+    stream: StreamType,
+    simple: bool,
+    legacy: bool,
+) -> String {
     let last = m.last_trade(now_ms);
     let (change, diff, rate) = m.change();
     let ((y, mo, d), (h, mi, s)) = date_time(last.timestamp_ms);
@@ -135,11 +142,19 @@ pub fn ticker(m: &mut MarketState, now_ms: u64, stream: StreamType, simple: bool
         .str("highest_52_week_date", "h52wdt", "2025-03-28")
         .float("lowest_52_week_price", "l52wp", m.low * 0.5)
         .str("lowest_52_week_date", "l52wdt", "2024-12-30")
-        .str("market_state", "ms", "ACTIVE")
-        .bool("is_trading_suspended", "its", false)
-        .null("delisting_date", "dd")
-        .str("market_warning", "mw", "NONE")
-        .int("timestamp", "tms", now_ms)
+        .str("market_state", "ms", "ACTIVE");
+    if legacy {
+        o.bool("is_trading_suspended", "its", false);
+    }
+    o.null("delisting_date", "dd");
+    if legacy {
+        o.str(
+            "market_warning",
+            "mw",
+            if m.warning { "CAUTION" } else { "NONE" },
+        );
+    }
+    o.int("timestamp", "tms", now_ms)
         .str("stream_type", "st", stream.as_str());
     o.finish()
 }
@@ -307,7 +322,7 @@ mod tests {
         let t = m.trade(now);
         for simple in [false, true] {
             let frames = [
-                ticker(m, now, StreamType::Snapshot, simple),
+                ticker(m, now, StreamType::Snapshot, simple, true),
                 trade(m, &t, now, StreamType::Realtime, simple),
                 orderbook(m, "KRW-BTC.15", 15, 0.0, now, StreamType::Realtime, simple),
                 candle(m, CandleInterval::M1, now, StreamType::Realtime, simple),

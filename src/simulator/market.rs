@@ -65,6 +65,10 @@ pub struct MarketState {
     pub acc_ask_volume: f64,
     pub acc_bid_volume: f64,
     pub last: Option<TradeEvent>,
+    /// `market_event.warning` of the market list (and the ticker's deprecated `market_warning`).
+    pub warning: bool,
+    /// `market_event.caution` flags set through the admin API; Upbit's five are false unless set.
+    pub caution: std::collections::BTreeMap<String, bool>,
     next_sequential_id: u64,
     candles: HashMap<CandleInterval, CandleState>,
     rng: fastrand::Rng,
@@ -99,10 +103,25 @@ impl MarketState {
             acc_ask_volume: 0.0,
             acc_bid_volume: 0.0,
             last: None,
+            warning: false,
+            caution: std::collections::BTreeMap::new(),
             next_sequential_id: 17_000_000_000_000_000 + rng.u64(0..1_000_000),
             candles: HashMap::new(),
             rng,
         }
+    }
+
+    /// `market_event` as the detailed market list shows it.
+    pub fn market_event(&self) -> serde_json::Value {
+        let mut caution: serde_json::Map<String, serde_json::Value> =
+            crate::upbit::market_list::CAUTION_FLAGS
+                .iter()
+                .map(|flag| ((*flag).to_owned(), false.into()))
+                .collect();
+        for (flag, on) in &self.caution {
+            caution.insert(flag.clone(), (*on).into());
+        }
+        serde_json::json!({ "warning": self.warning, "caution": caution })
     }
 
     /// The price unit of this market.

@@ -60,6 +60,9 @@ pub struct SimulatorConfig {
     pub request_limit_per_min: u32,
     /// Drop every connection abruptly on this period (fault drills, soak).
     pub drop_every: Option<Duration>,
+    /// Tickers carry the fields Upbit marks deprecated (`is_trading_suspended`,
+    /// `market_warning`); false plays the day Upbit removes them.
+    pub legacy_ticker_fields: bool,
 }
 
 impl Default for SimulatorConfig {
@@ -79,6 +82,7 @@ impl Default for SimulatorConfig {
             request_limit_per_sec: 5,
             request_limit_per_min: 100,
             drop_every: None,
+            legacy_ticker_fields: true,
         }
     }
 }
@@ -148,6 +152,20 @@ impl Fault {
             Self::Reset => "reset",
         }
     }
+}
+
+/// A change of one market's `market_event` (`POST /admin/market_events` takes the same JSON,
+/// e.g. `{"code":"KRW-ETH","warning":true,"caution":{"PRICE_FLUCTUATIONS":true}}`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MarketEventChange {
+    pub code: String,
+    /// `market_event.warning`; unchanged when absent.
+    #[serde(default)]
+    pub warning: Option<bool>,
+    /// Caution flags to set, by name; flags not named keep their value.
+    #[serde(default)]
+    pub caution: BTreeMap<String, bool>,
 }
 
 /// A WebSocket upgrade the simulator accepted.
@@ -257,6 +275,17 @@ impl Shared {
             listed: Mutex::new(listed),
             commands: broadcast::channel(1024).0,
             next_connection: AtomicU64::new(1),
+        }
+    }
+
+    fn set_market_event(&self, change: &MarketEventChange) {
+        let mut markets = lock(&self.markets);
+        let market = markets.get(&change.code);
+        if let Some(warning) = change.warning {
+            market.warning = warning;
+        }
+        for (flag, on) in &change.caution {
+            market.caution.insert(flag.clone(), *on);
         }
     }
 
@@ -493,6 +522,20 @@ impl SimulatorHandle {
                 serde_json::json!({ "market": code, "korean_name": code, "english_name": code }),
             );
         }
+    }
+
+    /// Sets a market's `market_event` (the detailed market list; the ticker's deprecated
+    /// `market_warning` follows `warning`): `warning` when given, and each caution flag given
+    /// (any name, so a test can send a flag Upbit has not documented yet).
+    pub fn set_market_event(&self, code: &str, warning: Option<bool>, caution: &[(&str, bool)]) {
+        self.shared.set_market_event(&MarketEventChange {
+            code: code.to_owned(),
+            warning,
+            caution: caution
+                .iter()
+                .map(|(flag, on)| ((*flag).to_owned(), *on))
+                .collect(),
+        });
     }
 
     /// Removes a market from `/v1/market/all`.

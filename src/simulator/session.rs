@@ -275,7 +275,13 @@ impl Connection {
         let mut markets = super::lock(&self.shared.markets);
         let market = markets.get(base_code(code));
         match t.data_type {
-            DataType::Ticker => encode::ticker(market, now, stream, simple),
+            DataType::Ticker => encode::ticker(
+                market,
+                now,
+                stream,
+                simple,
+                self.shared.config.legacy_ticker_fields,
+            ),
             DataType::Trade => {
                 let trade = if fresh_trade {
                     market.trade(now)

@@ -97,6 +97,8 @@ pub struct Metrics {
     pub dropped_messages: IntCounterVec,
     pub build_info: IntGaugeVec,
     pub market_warning: IntGaugeVec,
+    pub market_caution: IntGaugeVec,
+    pub market_info: IntGaugeVec,
     pub delisting_timestamp: GaugeVec,
     pub connection_up: IntGaugeVec,
     pub connection_codes: IntGaugeVec,
@@ -150,7 +152,9 @@ impl Metrics {
             candle_close_price: GaugeVec::new(opts("upbit_candle_close_price", "Close (last trade) price of the latest candle, by candle type and code."), &["type", "code"])?,
             dropped_messages: IntCounterVec::new(opts("upbit_dropped_messages_total", "Frames or messages the pipeline dropped, by stage and reason."), &["stage", "reason"])?,
             build_info: IntGaugeVec::new(opts("upbit_build_info", "Always 1; the version label tells what runs."), &["version"])?,
-            market_warning: IntGaugeVec::new(opts("upbit_market_warning", "1 while Upbit flags the market with a warning (market_warning CAUTION), from the ticker."), &["code"])?,
+            market_warning: IntGaugeVec::new(opts("upbit_market_warning", "1 while Upbit flags the market with an investment warning: market_event.warning from the market list, else the ticker's deprecated market_warning; absent while neither said."), &["code"])?,
+            market_caution: IntGaugeVec::new(opts("upbit_market_caution", "1 while Upbit raises this caution flag on the market (market_event.caution of the market list; reason is Upbit's flag name, OTHER for flags not known here); absent until the list said."), &["code", "reason"])?,
+            market_info: IntGaugeVec::new(opts("upbit_market_info", "Always 1: the coin's names from the market list, to join on code."), &["code", "korean_name", "english_name"])?,
             delisting_timestamp: GaugeVec::new(opts("upbit_delisting_timestamp_seconds", "Unix time (00:00 UTC) of the market's announced delisting date, from the ticker; absent when none."), &["code"])?,
             connection_up: IntGaugeVec::new(opts("upbit_connection_up", "1 while this connection is connected and subscribed, by connection index."), &["connection"])?,
             connection_codes: IntGaugeVec::new(opts("upbit_connection_codes", "Codes assigned to this connection, by connection index."), &["connection"])?,
@@ -224,6 +228,8 @@ impl Metrics {
         r.register(Box::new(self.dropped_messages.clone()))?;
         r.register(Box::new(self.build_info.clone()))?;
         r.register(Box::new(self.market_warning.clone()))?;
+        r.register(Box::new(self.market_caution.clone()))?;
+        r.register(Box::new(self.market_info.clone()))?;
         r.register(Box::new(self.delisting_timestamp.clone()))?;
         r.register(Box::new(self.connection_up.clone()))?;
         r.register(Box::new(self.connection_codes.clone()))?;
