@@ -298,3 +298,52 @@ async fn the_tickers_deprecated_warning_is_used_while_the_list_is_silent() {
     app.shutdown().await;
     sim.stop().await;
 }
+
+/// An optional field of a shape the docs do not promise (`delisting_date` as an object, a
+/// price as text) costs the field, not the message: counted per field, the ticker recorded.
+#[actix_web::test]
+async fn odd_optional_fields_are_counted_and_the_message_kept() {
+    let sim = start_simulator(|c| c.rate = 0.0).await;
+    let app = spawn_app(
+        &sim.ws_url(),
+        &[("upbit.types", "ticker"), ("upbit.codes", "KRW-BTC")],
+    )
+    .await;
+    let received = |m: &Metrics| {
+        m.get(
+            "upbit_received_messages_total",
+            &[("type", "ticker"), ("code", "KRW-BTC")],
+        )
+    };
+    let before = eventually("the snapshot", || async {
+        let m = app.metrics().await;
+        (received(&m) >= 1.0).then(|| received(&m))
+    })
+    .await;
+    sim.inject(Fault::Raw {
+        text: r#"{"type":"ticker","code":"KRW-BTC","trade_price":123,"delisting_date":{"date":"2026-01-29"},"acc_trade_price_24h":"n/a","stream_type":"REALTIME"}"#.into(),
+    });
+    let m = eventually("the odd ticker recorded", || async {
+        let m = app.metrics().await;
+        (received(&m) > before).then_some(m)
+    })
+    .await;
+    assert_eq!(m.get("upbit_trade_price", &[("code", "KRW-BTC")]), 123.0);
+    assert_eq!(
+        m.get(
+            "upbit_decode_field_errors_total",
+            &[("field", "delisting_date")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        m.get(
+            "upbit_decode_field_errors_total",
+            &[("field", "acc_trade_price_24h")]
+        ),
+        1.0
+    );
+    assert_eq!(decode_errors(&app).await, 0.0);
+    app.shutdown().await;
+    sim.stop().await;
+}

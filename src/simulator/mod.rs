@@ -112,6 +112,10 @@ pub enum Fault {
     },
     /// One `{"type":"mystery",...}` frame.
     UnknownType,
+    /// One binary frame holding `text` as given (a message of a shape Upbit might send one day).
+    Raw {
+        text: String,
+    },
     /// One `{"error":{"name":..}}` frame.
     ErrorFrame {
         name: String,
@@ -145,6 +149,7 @@ impl Fault {
             Self::Malformed => "malformed",
             Self::Oversized { .. } => "oversized",
             Self::UnknownType => "unknown_type",
+            Self::Raw { .. } => "raw",
             Self::ErrorFrame { .. } => "error_frame",
             Self::RefuseHandshakes { .. } => "refuse_handshakes",
             Self::MarketListDown { .. } => "market_list_down",
@@ -406,6 +411,7 @@ impl Shared {
                 )
                 .into_bytes(),
             ),
+            Fault::Raw { text } => send(text.into_bytes()),
             Fault::ErrorFrame { name } => {
                 *self
                     .stats()

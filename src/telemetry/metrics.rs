@@ -75,6 +75,7 @@ pub struct Metrics {
     pub received_bytes: IntCounter,
     pub message_size: HistogramVec,
     pub decode_errors: IntCounterVec,
+    pub decode_field_errors: IntCounterVec,
     pub server_errors: IntCounterVec,
     pub pings_sent: IntCounter,
     pub pongs_received: IntCounter,
@@ -131,6 +132,7 @@ impl Metrics {
             received_bytes: IntCounter::with_opts(opts("upbit_received_bytes_total", "Payload bytes of the data frames received."))?,
             message_size: HistogramVec::new(HistogramOpts::new("upbit_received_message_size_bytes", "Size of data frames, by the type of their (first) message.").buckets(SIZE_BUCKETS.to_vec()), &["type"])?,
             decode_errors: IntCounterVec::new(opts("upbit_decode_errors_total", "Frames or list elements that could not be decoded, by reason."), &["reason"])?,
+            decode_field_errors: IntCounterVec::new(opts("upbit_decode_field_errors_total", "Optional message fields dropped because their value had an unreadable shape (the message itself was kept), by field name as sent."), &["field"])?,
             server_errors: IntCounterVec::new(opts("upbit_server_errors_total", "Error frames sent by Upbit, by error name."), &["name"])?,
             pings_sent: IntCounter::with_opts(opts("upbit_pings_sent_total", "WebSocket pings sent."))?,
             pongs_received: IntCounter::with_opts(opts("upbit_pongs_received_total", "WebSocket pongs received."))?,
@@ -206,6 +208,7 @@ impl Metrics {
         r.register(Box::new(self.received_bytes.clone()))?;
         r.register(Box::new(self.message_size.clone()))?;
         r.register(Box::new(self.decode_errors.clone()))?;
+        r.register(Box::new(self.decode_field_errors.clone()))?;
         r.register(Box::new(self.server_errors.clone()))?;
         r.register(Box::new(self.pings_sent.clone()))?;
         r.register(Box::new(self.pongs_received.clone()))?;

@@ -125,7 +125,9 @@ pub struct Ticker {
     pub market_state: Option<String>,
     #[serde(alias = "its")]
     pub is_trading_suspended: Option<bool>,
-    #[serde(alias = "dd")]
+    /// Documented as a date and only ever seen as null: text (`2024-06-13`) or a number
+    /// (`20240613`) is kept as text; any other shape is dropped by the lenient decoder.
+    #[serde(alias = "dd", default, deserialize_with = "date_text")]
     pub delisting_date: Option<String>,
     /// `NONE` or `CAUTION`.
     #[serde(alias = "mw")]
@@ -267,6 +269,20 @@ pub struct Candle {
     pub timestamp: Option<u64>,
     #[serde(alias = "st")]
     pub stream_type: Option<StreamType>,
+}
+
+/// A date as text, or as a number written as its digits.
+fn date_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Date {
+        Text(String),
+        Number(u64),
+    }
+    Ok(Option::<Date>::deserialize(d)?.map(|date| match date {
+        Date::Text(text) => text,
+        Date::Number(number) => number.to_string(),
+    }))
 }
 
 fn default_interval() -> CandleInterval {
