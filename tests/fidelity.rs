@@ -347,3 +347,42 @@ async fn odd_optional_fields_are_counted_and_the_message_kept() {
     app.shutdown().await;
     sim.stop().await;
 }
+
+/// Repeated 418s without `Retry-After` wait longer each time: `ban_penalty` doubled per repeat
+/// (Upbit: ban times grow with repeats), so the fifth waits 16 × 100 ms; data flowing again
+/// starts over.
+#[actix_web::test]
+async fn repeated_418s_without_retry_after_back_off_further() {
+    let sim = start_simulator(|_| {}).await;
+    sim.inject(Fault::RefuseHandshakes {
+        status: 418,
+        duration_ms: 60_000,
+        retry_after_secs: Some(0), // no Retry-After header
+    });
+    let app = spawn_app(
+        &sim.ws_url(),
+        &[
+            ("connection.backoff_min", "10ms"),
+            ("connection.backoff_max", "20ms"),
+            ("connection.ban_penalty", "100ms"),
+        ],
+    )
+    .await;
+    for (bans, wait) in [(1.0, 0.1), (2.0, 0.2), (3.0, 0.4), (4.0, 0.8), (5.0, 1.6)] {
+        eventually("the next 418 and its doubled wait", || async {
+            let m = app.metrics().await;
+            when(
+                m.get("upbit_connect_failures_total", &[("reason", "http_418")]) == bans
+                    && m.get("upbit_reconnect_backoff_seconds", &[]) == wait,
+            )
+        })
+        .await;
+    }
+    sim.inject(Fault::Reset);
+    eventually("connected once the ban is lifted", || async {
+        when(app.metrics().await.get("upbit_connected", &[]) == 1.0)
+    })
+    .await;
+    app.shutdown().await;
+    sim.stop().await;
+}

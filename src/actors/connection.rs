@@ -29,7 +29,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::stream::{SplitSink, StreamExt};
 
 use super::client::{build_client, classify, RetryAfterSlot};
-use super::pacing::{Backoff, RateWindow, RequestBudget};
+use super::pacing::{ban_penalty, Backoff, RateWindow, RequestBudget};
 use super::queue::StageQueue;
 use crate::messages::{
     FramesReceived, LinkChange, LinkChanged, Reconnect, SetSubscription, Shutdown,
@@ -104,6 +104,8 @@ pub struct ConnectionActor {
     subscription: Subscription,
     backoff: Backoff,
     attempts: u64,
+    /// 418s since data last flowed: each one without `Retry-After` waits twice as long.
+    bans: u32,
     /// Delay before the next attempt, decided when the last one failed or ended.
     next_delay: Duration,
     shutting_down: bool,
@@ -156,6 +158,7 @@ impl ConnectionActor {
             subscription,
             backoff,
             attempts: 0,
+            bans: 0,
             next_delay: Duration::ZERO,
             shutting_down: false,
             drop_log: LogThrottle::new(Duration::from_secs(10)),
@@ -221,11 +224,14 @@ impl ConnectionActor {
                 delay = delay.max(self.retry_after.get().unwrap_or(DEFAULT_RETRY_AFTER))
             }
             ConnectFailure::Http418 => {
-                delay = delay.max(
-                    self.retry_after
-                        .get()
-                        .unwrap_or(self.config.timing.ban_penalty),
-                )
+                // Upbit's answer says how long the ban lasts; without a Retry-After the wait
+                // doubles with every repeat (Upbit's bans grow), up to BAN_PENALTY_CAP.
+                let penalty = self
+                    .retry_after
+                    .get()
+                    .unwrap_or_else(|| ban_penalty(self.config.timing.ban_penalty, self.bans));
+                self.bans = self.bans.saturating_add(1);
+                delay = delay.max(penalty)
             }
             _ => {}
         }
@@ -381,6 +387,7 @@ impl ConnectionActor {
         if !self.link.data_flowed && !payload.starts_with(b"{\"error\"") {
             self.link.data_flowed = true;
             self.backoff.reset();
+            self.bans = 0;
             self.peers.status.update(|s| s.consecutive_failures = 0);
         }
         self.link.pending.push(payload);
