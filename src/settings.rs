@@ -68,7 +68,9 @@ pub struct ControlSettings {
 /// `[upbit]`: what to receive, from where.
 #[derive(Debug, Clone)]
 pub struct UpbitSettings {
-    /// WebSocket URL (`ws://` or `wss://`).
+    /// Upbit's exchange: `kr` (api.upbit.com), `sg`, `id` or `th` ({region}-api.upbit.com).
+    pub region: String,
+    /// WebSocket URL (`ws://` or `wss://`): `upbit.url` when set, else the region's.
     pub url: String,
     /// Market codes, validated and de-duplicated.
     pub codes: Vec<String>,
@@ -173,6 +175,7 @@ struct RawControl {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawUpbit {
+    region: String,
     url: String,
     codes: Vec<String>,
     types: Vec<String>,
@@ -506,7 +509,29 @@ fn validate_stream(raw: RawStream, problems: &mut Vec<String>) -> StreamSettings
     }
 }
 
-fn validate_upbit(raw: RawUpbit, problems: &mut Vec<String>) -> UpbitSettings {
+/// Upbit's regional exchanges: the same API on another host.
+pub const REGIONS: [&str; 4] = ["kr", "sg", "id", "th"];
+
+/// The quotation WebSocket of a region: `kr` → `wss://api.upbit.com/websocket/v1`, `sg` →
+/// `wss://sg-api.upbit.com/websocket/v1` (likewise `id`, `th`).
+pub fn region_url(region: &str) -> String {
+    match region {
+        "kr" => "wss://api.upbit.com/websocket/v1".to_owned(),
+        other => format!("wss://{other}-api.upbit.com/websocket/v1"),
+    }
+}
+
+fn validate_upbit(mut raw: RawUpbit, problems: &mut Vec<String>) -> UpbitSettings {
+    let region = raw.region.trim().to_ascii_lowercase();
+    if !REGIONS.contains(&region.as_str()) {
+        problems.push(format!(
+            "upbit.region: {:?} is not one of kr, sg, id, th",
+            raw.region.chars().take(20).collect::<String>()
+        ));
+    } else if raw.url.trim().is_empty() {
+        // An explicit upbit.url wins; without one the region picks the host.
+        raw.url = region_url(&region);
+    }
     match raw.url.parse::<awc::http::Uri>() {
         Ok(uri) if matches!(uri.scheme_str(), Some("ws" | "wss")) && uri.host().is_some() => {}
         _ => problems.push(format!(
@@ -535,6 +560,7 @@ fn validate_upbit(raw: RawUpbit, problems: &mut Vec<String>) -> UpbitSettings {
         Format::Default
     });
     UpbitSettings {
+        region,
         url: raw.url,
         codes,
         types,
@@ -734,6 +760,44 @@ mod tests {
         .unwrap_err();
         assert!(wrong_type.to_string().contains("codes"), "{wrong_type}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_region_picks_the_hosts_and_an_explicit_url_wins() {
+        for (region, ws, list) in [
+            (
+                "kr",
+                "wss://api.upbit.com/websocket/v1",
+                "https://api.upbit.com/v1/market/all",
+            ),
+            (
+                "sg",
+                "wss://sg-api.upbit.com/websocket/v1",
+                "https://sg-api.upbit.com/v1/market/all",
+            ),
+            (
+                "id",
+                "wss://id-api.upbit.com/websocket/v1",
+                "https://id-api.upbit.com/v1/market/all",
+            ),
+            (
+                "th",
+                "wss://th-api.upbit.com/websocket/v1",
+                "https://th-api.upbit.com/v1/market/all",
+            ),
+        ] {
+            let s = Settings::from_overrides([("upbit.region", region)]).unwrap();
+            assert_eq!((s.upbit.url.as_str(), s.discovery.url.as_str()), (ws, list));
+        }
+        let s = Settings::from_overrides([
+            ("upbit.region", "sg"),
+            ("upbit.url", "ws://127.0.0.1:9944/websocket/v1"),
+        ])
+        .unwrap();
+        assert_eq!(s.upbit.url, "ws://127.0.0.1:9944/websocket/v1");
+        assert_eq!(s.upbit.region, "sg");
+        let err = Settings::from_overrides([("upbit.region", "jp")]).unwrap_err();
+        assert!(err.to_string().contains("upbit.region"), "{err}");
     }
 
     #[test]

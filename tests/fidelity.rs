@@ -386,3 +386,44 @@ async fn repeated_418s_without_retry_after_back_off_further() {
     app.shutdown().await;
     sim.stop().await;
 }
+
+/// `upbit.region = sg` picks Singapore's hosts, an explicit `upbit.url` wins over it (here: the
+/// simulator serving SGD markets), and the market list next to that URL resolves `SGD-*`.
+#[actix_web::test]
+async fn a_regional_exchange_serves_its_own_markets() {
+    let sim = start_simulator(|c| {
+        c.rate = 5.0;
+        c.markets = upbit_exporter::simulator::region_markets("sg");
+    })
+    .await;
+    let app = spawn_app(
+        &sim.ws_url(),
+        &[
+            ("upbit.region", "sg"),
+            ("upbit.types", "ticker"),
+            ("upbit.codes", "SGD-*"),
+        ],
+    )
+    .await;
+    let received = eventually("tickers of every SGD market", || async {
+        let received = app.metrics().await.received();
+        let tickers = received.get("ticker")?;
+        (tickers.len() == 6 && tickers.values().all(|n| *n > 0)).then_some(received)
+    })
+    .await;
+    assert!(
+        received["ticker"]
+            .keys()
+            .all(|code| code.starts_with("SGD-")),
+        "{received:?}"
+    );
+    let (_, status) = app.get_json("/api/v1/status").await;
+    assert_eq!(status["subscription"]["resolved"]["ticker"][0], "SGD-ADA");
+    assert_eq!(
+        sim.stats().handshakes.len(),
+        1,
+        "the explicit URL, not sg-api.upbit.com"
+    );
+    app.shutdown().await;
+    sim.stop().await;
+}

@@ -29,6 +29,24 @@ use market::Markets;
 /// The 2021 market list (294 markets) captured from `GET /v1/market/all`.
 pub const BUNDLED_MARKETS: &str = include_str!("markets.json");
 
+/// The markets of one of Upbit's regional exchanges, as a simulator market list: `sg`
+/// (SGD), `id` (IDR), `th` (THB); `None` for `kr` (the bundled Korean list) or an unknown
+/// region. A small sample of each quote currency, not the full list.
+pub fn region_markets(region: &str) -> Option<Vec<String>> {
+    let quote = match region {
+        "sg" => "SGD",
+        "id" => "IDR",
+        "th" => "THB",
+        _ => return None,
+    };
+    Some(
+        ["BTC", "ETH", "XRP", "SOL", "ADA", "DOGE"]
+            .iter()
+            .map(|base| format!("{quote}-{base}"))
+            .collect(),
+    )
+}
+
 /// How the simulator behaves.
 #[derive(Debug, Clone)]
 pub struct SimulatorConfig {
