@@ -40,7 +40,8 @@ struct Connection {
     format: Format,
     firehose: Option<Firehose>,
     requests: VecDeque<Instant>,
-    last_inbound: Instant,
+    /// Last frame either way: Upbit's idle timer counts traffic in both directions.
+    last_traffic: Instant,
 }
 
 /// Runs a connection until the client leaves, a fault ends it, or it idles out.
@@ -73,7 +74,7 @@ pub(super) async fn run(
         format: Format::Default,
         firehose: None,
         requests: VecDeque::new(),
-        last_inbound: Instant::now(),
+        last_traffic: Instant::now(),
     };
     loop {
         let firehose_on = conn.firehose.is_some();
@@ -81,7 +82,7 @@ pub(super) async fn run(
             message = stream.recv() => match message {
                 Some(Ok(message)) => {
                     log::trace!("simulator connection={} received {message:?}", conn.id);
-                    conn.last_inbound = Instant::now();
+                    conn.last_traffic = Instant::now();
                     if !conn.on_message(message).await {
                         break;
                     }
@@ -94,8 +95,11 @@ pub(super) async fn run(
             // In firehose mode the firehose is the only source of realtime data, even after it
             // has written its `firehose_frames`.
             _ = ticks.tick(), if conn.active.is_some() && !conn.shared.config.firehose && rate > 0.0 => {
-                if !conn.shared.muted() && conn.send_realtime().await.is_err() {
-                    break;
+                if !conn.shared.muted() {
+                    if conn.send_realtime().await.is_err() {
+                        break;
+                    }
+                    conn.last_traffic = Instant::now();
                 }
             }
             command = commands.recv() => match command {
@@ -110,11 +114,12 @@ pub(super) async fn run(
                     if conn.session.binary(frame).await.is_err() {
                         break;
                     }
+                    conn.last_traffic = Instant::now();
                 }
                 Err(RecvError::Lagged(_)) => {}
             },
             _ = idle_checks.tick() => {
-                if conn.last_inbound.elapsed() > idle_timeout {
+                if conn.last_traffic.elapsed() > idle_timeout {
                     conn.shared.stats().closed_idle += 1;
                     let _ = conn.session.clone().close(None).await;
                     break;
@@ -124,6 +129,7 @@ pub(super) async fn run(
                 if conn.firehose_batch().await.is_err() {
                     break;
                 }
+                conn.last_traffic = Instant::now();
             }
         }
     }
