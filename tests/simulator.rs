@@ -864,3 +864,47 @@ async fn a_client_close_ends_the_tcp_connection_promptly() {
         "the connection ended {took:?} after the close"
     );
 }
+
+/// One tape per market: every connection subscribed to a code sees the same trades, with the
+/// same `sequential_id`s and prices, as on Upbit.
+#[actix_web::test]
+async fn every_subscriber_sees_the_same_trades() {
+    let sim = start_simulator(|c| c.rate = 20.0).await;
+    let mut clients = [connect(&sim).await, connect(&sim).await];
+    for client in &mut clients {
+        client
+            .subscribe(
+                json!([ticket(), {"type":"trade","codes":["KRW-BTC"],"is_only_realtime":true}]),
+            )
+            .await;
+    }
+    let mut tapes = Vec::new();
+    for client in &mut clients {
+        let mut tape = std::collections::BTreeMap::new();
+        while tape.len() < 15 {
+            let trade = client.json().await;
+            tape.insert(
+                trade["sequential_id"].as_u64().expect("sequential_id"),
+                (
+                    trade["trade_price"].as_f64(),
+                    trade["trade_timestamp"].as_u64(),
+                ),
+            );
+        }
+        tapes.push(tape);
+    }
+    let common: Vec<&u64> = tapes[0]
+        .keys()
+        .filter(|sid| tapes[1].contains_key(sid))
+        .collect();
+    assert!(
+        common.len() >= 10,
+        "the two connections share only {} of 15 trades: {:?} vs {:?}",
+        common.len(),
+        tapes[0].keys(),
+        tapes[1].keys()
+    );
+    for sid in common {
+        assert_eq!(tapes[0][sid], tapes[1][sid], "trade {sid}");
+    }
+}

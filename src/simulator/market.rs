@@ -24,6 +24,9 @@ pub fn krw_tick(price: f64) -> f64 {
     }
 }
 
+/// Trades a market's tape keeps for connections to catch up on.
+const TAPE_LENGTH: usize = 256;
+
 /// Rounds to 8 decimals so printed values are clean decimals.
 fn clean(x: f64) -> f64 {
     (x * 1e8).round() / 1e8
@@ -70,6 +73,11 @@ pub struct MarketState {
     /// `market_event.caution` flags set through the admin API; Upbit's five are false unless set.
     pub caution: std::collections::BTreeMap<String, bool>,
     next_sequential_id: u64,
+    /// The market's tape: recent trades, shared by every connection (as on Upbit, every
+    /// subscriber sees the same trade with the same `sequential_id`).
+    tape: std::collections::VecDeque<TradeEvent>,
+    /// Exchange time of the last trade put on the tape.
+    tape_clock: Option<u64>,
     candles: HashMap<CandleInterval, CandleState>,
     rng: fastrand::Rng,
 }
@@ -106,6 +114,8 @@ impl MarketState {
             warning: false,
             caution: std::collections::BTreeMap::new(),
             next_sequential_id: 17_000_000_000_000_000 + rng.u64(0..1_000_000),
+            tape: std::collections::VecDeque::new(),
+            tape_clock: None,
             candles: HashMap::new(),
             rng,
         }
@@ -191,6 +201,35 @@ impl MarketState {
         };
         self.last = Some(event.clone());
         event
+    }
+
+    /// Puts a trade on the tape for every `period_ms` elapsed since the last one (the first call
+    /// only starts the clock); at most 64 at once, the rest skipped.
+    pub fn tape_until(&mut self, now_ms: u64, period_ms: u64) {
+        let period = period_ms.max(1);
+        let clock = *self.tape_clock.get_or_insert(now_ms);
+        let due = now_ms.saturating_sub(clock) / period;
+        for i in 1..=due.min(64) {
+            let trade = self.trade(clock + i * period);
+            if self.tape.len() >= TAPE_LENGTH {
+                self.tape.pop_front();
+            }
+            self.tape.push_back(trade);
+        }
+        if due > 64 {
+            self.tape_clock = Some(now_ms);
+        } else {
+            self.tape_clock = Some(clock + due * period);
+        }
+    }
+
+    /// The tape's trades after `sequential_id`, oldest first.
+    pub fn tape_since(&self, sequential_id: u64) -> Vec<TradeEvent> {
+        self.tape
+            .iter()
+            .filter(|t| t.sequential_id > sequential_id)
+            .cloned()
+            .collect()
     }
 
     /// The last trade, generating one if there is none yet.

@@ -14,6 +14,17 @@ use super::{encode, unix_ms, Command, Shared};
 use crate::upbit::types::StreamType;
 use crate::upbit::{DataType, Format};
 
+/// What a message is encoded for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Round {
+    /// The state after a subscription (the last trade).
+    Snapshot,
+    /// The live stream: the market's tape, shared by every connection.
+    Realtime,
+    /// Pre-encoded firehose frames: a fresh trade each.
+    Firehose,
+}
+
 /// Frames the firehose writes per turn of the event loop.
 const FIREHOSE_BATCH: usize = 256;
 
@@ -42,6 +53,8 @@ struct Connection {
     requests: VecDeque<Instant>,
     /// Last frame either way: Upbit's idle timer counts traffic in both directions.
     last_traffic: Instant,
+    /// The `sequential_id` of the last trade sent, per code: realtime rounds send the tape after it.
+    seen: std::cell::RefCell<std::collections::HashMap<String, u64>>,
 }
 
 /// Runs a connection until the client leaves, a fault ends it, or it idles out.
@@ -75,6 +88,7 @@ pub(super) async fn run(
         firehose: None,
         requests: VecDeque::new(),
         last_traffic: Instant::now(),
+        seen: Default::default(),
     };
     loop {
         let firehose_on = conn.firehose.is_some();
@@ -268,19 +282,47 @@ impl Connection {
         self.session.binary(error.to_json()).await.is_ok()
     }
 
-    /// Encodes one message of `t` for `code` (the requested form, maybe with `.N`).
+    /// Encodes the messages of `t` for `code` (the requested form, maybe with `.N`): one, except
+    /// for realtime trades, which are the tape's trades this connection has not seen (0 or more).
     fn encode(
         &self,
         t: &TypeRequest,
         code: &str,
         stream: StreamType,
         simple: bool,
-        fresh_trade: bool,
-    ) -> String {
+        round: Round,
+    ) -> Vec<String> {
         let now = unix_ms();
         let mut markets = super::lock(&self.shared.markets);
         let market = markets.get(base_code(code));
-        match t.data_type {
+        if round == Round::Realtime {
+            let rate = self.shared.config.rate;
+            let period_ms = if rate > 0.0 {
+                (1000.0 / rate) as u64
+            } else {
+                1000
+            };
+            market.tape_until(now, period_ms);
+        }
+        if t.data_type == DataType::Trade {
+            let mut seen = self.seen.borrow_mut();
+            let trades = match round {
+                Round::Firehose => vec![market.trade(now)],
+                Round::Snapshot => vec![market.last_trade(now)],
+                Round::Realtime => {
+                    let after = seen.get(base_code(code)).copied().unwrap_or(0);
+                    market.tape_since(after)
+                }
+            };
+            if let (Some(last), false) = (trades.last(), round == Round::Firehose) {
+                seen.insert(base_code(code).to_owned(), last.sequential_id);
+            }
+            return trades
+                .iter()
+                .map(|trade| encode::trade(market, trade, now, stream, simple))
+                .collect();
+        }
+        let message = match t.data_type {
             DataType::Ticker => encode::ticker(
                 market,
                 now,
@@ -288,14 +330,7 @@ impl Connection {
                 simple,
                 self.shared.config.legacy_ticker_fields,
             ),
-            DataType::Trade => {
-                let trade = if fresh_trade {
-                    market.trade(now)
-                } else {
-                    market.last_trade(now)
-                };
-                encode::trade(market, &trade, now, stream, simple)
-            }
+            DataType::Trade => return Vec::new(), // handled above
             DataType::Orderbook => encode::orderbook(
                 market,
                 base_code(code),
@@ -306,7 +341,8 @@ impl Connection {
                 simple,
             ),
             DataType::Candle(interval) => encode::candle(market, interval, now, stream, simple),
-        }
+        };
+        vec![message]
     }
 
     /// Sends one message per (type, code), as single frames or one list frame per type.
@@ -324,16 +360,23 @@ impl Connection {
             if (snapshot && t.only_realtime) || (!snapshot && t.only_snapshot) {
                 continue;
             }
+            let round = if snapshot {
+                Round::Snapshot
+            } else {
+                Round::Realtime
+            };
             let messages: Vec<(String, String)> = t
                 .codes
                 .iter()
-                .map(|code| {
-                    (
-                        base_code(code).to_owned(),
-                        self.encode(t, code, stream, simple, !snapshot),
-                    )
+                .flat_map(|code| {
+                    self.encode(t, code, stream, simple, round)
+                        .into_iter()
+                        .map(move |m| (base_code(code).to_owned(), m))
                 })
                 .collect();
+            if messages.is_empty() {
+                continue;
+            }
             let type_name = t.data_type.as_str().to_owned();
             if format.is_list() {
                 frames.push((type_name, messages));
@@ -388,7 +431,9 @@ impl Connection {
             for round in 0..64 {
                 for t in active.types.iter().filter(|t| !t.only_snapshot) {
                     for code in &t.codes {
-                        let body = self.encode(t, code, StreamType::Realtime, simple, true);
+                        let body = self
+                            .encode(t, code, StreamType::Realtime, simple, Round::Firehose)
+                            .concat();
                         let body = if self.format.is_list() {
                             format!("[{body}]")
                         } else {
