@@ -197,6 +197,7 @@ pub async fn start(settings: Settings) -> Result<AppHandle, StartError> {
         started: Instant::now(),
         upbit_url: settings.upbit.url.clone(),
         format: settings.upbit.format,
+        orderbook: settings.upbit.orderbook.clone(),
         live: http::live::LiveStream {
             hub: stream.clone(),
             max_codes: settings.control.max_codes,

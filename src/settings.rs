@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use crate::control::Secret;
 use crate::duration::parse_duration;
+use crate::upbit::request::OrderbookOptions;
 use crate::upbit::types::entry_problem;
 use crate::upbit::{DataType, Format, Subscription};
 
@@ -78,6 +79,8 @@ pub struct UpbitSettings {
     pub types: Vec<DataType>,
     /// Message format of the connection.
     pub format: Format,
+    /// Orderbook depth suffix and price grouping.
+    pub orderbook: OrderbookOptions,
 }
 
 impl UpbitSettings {
@@ -180,6 +183,8 @@ struct RawUpbit {
     codes: Vec<String>,
     types: Vec<String>,
     format: String,
+    orderbook_depth: i64,
+    orderbook_level: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -559,7 +564,35 @@ fn validate_upbit(mut raw: RawUpbit, problems: &mut Vec<String>) -> UpbitSetting
         problems.push(format!("upbit.format: {e}"));
         Format::Default
     });
+    let depth = match raw.orderbook_depth {
+        0 => None,
+        d if OrderbookOptions::DEPTHS
+            .iter()
+            .any(|ok| i64::from(*ok) == d) =>
+        {
+            Some(d as u8)
+        }
+        d => {
+            problems.push(format!(
+                "upbit.orderbook_depth: {d} is not one of 1, 5, 15, 30 (0 for Upbit's default); Upbit would silently send 30"
+            ));
+            None
+        }
+    };
+    let level = raw.orderbook_level.trim();
+    let level = match level.parse::<f64>() {
+        _ if level.is_empty() => None,
+        Ok(v) if v.is_finite() && v >= 0.0 && level.len() <= 20 => Some(level.to_owned()),
+        _ => {
+            problems.push(format!(
+                "upbit.orderbook_level: {:?} is not a non-negative number such as \"10000\" (\"\" for none)",
+                level.chars().take(20).collect::<String>()
+            ));
+            None
+        }
+    };
     UpbitSettings {
+        orderbook: OrderbookOptions { depth, level },
         region,
         url: raw.url,
         codes,
@@ -798,6 +831,30 @@ mod tests {
         assert_eq!(s.upbit.region, "sg");
         let err = Settings::from_overrides([("upbit.region", "jp")]).unwrap_err();
         assert!(err.to_string().contains("upbit.region"), "{err}");
+    }
+
+    #[test]
+    fn orderbook_depth_and_level_are_checked() {
+        let s = Settings::from_overrides([
+            ("upbit.orderbook_depth", "15"),
+            ("upbit.orderbook_level", " 1000 "),
+        ])
+        .unwrap();
+        assert_eq!(s.upbit.orderbook.depth, Some(15));
+        assert_eq!(s.upbit.orderbook.level.as_deref(), Some("1000"));
+        let defaults = Settings::from_overrides(Vec::<(&str, &str)>::new()).unwrap();
+        assert_eq!(defaults.upbit.orderbook, OrderbookOptions::default());
+        let err = Settings::from_overrides([
+            ("upbit.orderbook_depth", "7"),
+            ("upbit.orderbook_level", "ten"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("upbit.orderbook_depth: 7 is not one of 1, 5, 15, 30"),
+            "{err}"
+        );
+        assert!(err.contains("upbit.orderbook_level"), "{err}");
     }
 
     #[test]

@@ -427,3 +427,54 @@ async fn a_regional_exchange_serves_its_own_markets() {
     app.shutdown().await;
     sim.stop().await;
 }
+
+/// Orderbook depth and level from the configuration: codes go out as `KRW-BTC.5` with
+/// `"level":"10000"` (a numeric string, as Upbit's docs ask), the simulator answers 5 units on
+/// a 10,000 KRW grid, and metric labels and the API keep the plain code.
+#[actix_web::test]
+async fn orderbook_depth_and_level_reach_upbit_and_labels_stay_plain() {
+    let sim = start_simulator(|c| c.rate = 5.0).await;
+    let app = spawn_app(
+        &sim.ws_url(),
+        &[
+            ("upbit.types", "orderbook"),
+            ("upbit.codes", "KRW-BTC"),
+            ("upbit.orderbook_depth", "5"),
+            ("upbit.orderbook_level", "10000"),
+        ],
+    )
+    .await;
+    let market = eventually("an orderbook in the data API", || async {
+        let (status, market) = app.get_json("/api/v1/markets/KRW-BTC").await;
+        (status == 200 && market["orderbook"]["data"].is_object()).then_some(market)
+    })
+    .await;
+    let units = market["orderbook"]["data"]["orderbook_units"]
+        .as_array()
+        .expect("units");
+    assert_eq!(units.len(), 5);
+    for unit in units {
+        for side in ["ask_price", "bid_price"] {
+            let price = unit[side].as_f64().unwrap();
+            assert_eq!(price % 10_000.0, 0.0, "{side} {price} on the 10,000 grid");
+        }
+    }
+    let request: Vec<Value> = serde_json::from_str(&sim.stats().requests[0].text).unwrap();
+    assert_eq!(
+        request[1],
+        json!({"type":"orderbook","codes":["KRW-BTC.5"],"level":"10000"})
+    );
+    let m = app.metrics().await;
+    assert!(m.get("upbit_orderbook_best_ask_price", &[("code", "KRW-BTC")]) > 0.0);
+    assert!(
+        m.get(
+            "upbit_received_messages_total",
+            &[("type", "orderbook"), ("code", "KRW-BTC")]
+        ) >= 1.0
+    );
+    let (_, status) = app.get_json("/api/v1/status").await;
+    assert_eq!(status["orderbook"], json!({"depth": 5, "level": "10000"}));
+    assert_eq!(decode_errors(&app).await, 0.0);
+    app.shutdown().await;
+    sim.stop().await;
+}

@@ -41,7 +41,7 @@ use crate::telemetry::events::{
     MessagesDropped, Subscribed,
 };
 use crate::telemetry::{LogThrottle, Metrics};
-use crate::upbit::request::list_subscriptions_request;
+use crate::upbit::request::{list_subscriptions_request, OrderbookOptions};
 use crate::upbit::{Format, Subscription};
 
 /// Largest frame the codec accepts; frames above `pipeline.max_frame_bytes` but below this are
@@ -66,6 +66,8 @@ pub struct ConnectionConfig {
     pub index: usize,
     pub url: String,
     pub format: Format,
+    /// Orderbook depth suffix and price grouping, applied to every request.
+    pub orderbook: OrderbookOptions,
     pub timing: ConnectionSettings,
 }
 
@@ -75,6 +77,7 @@ impl ConnectionConfig {
             index: 0,
             url: settings.upbit.url.clone(),
             format: settings.upbit.format,
+            orderbook: settings.upbit.orderbook.clone(),
             timing: settings.connection.clone(),
         }
     }
@@ -306,7 +309,9 @@ impl ConnectionActor {
             return;
         }
         let ticket = uuid::Uuid::new_v4().to_string();
-        let request = self.subscription.to_request(&ticket, self.config.format);
+        let request =
+            self.subscription
+                .to_request_with(&ticket, self.config.format, &self.config.orderbook);
         let list = list_subscriptions_request(&ticket, self.config.format);
         if !self.write(ws::Message::Text(request.into())) {
             return;

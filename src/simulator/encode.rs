@@ -236,7 +236,7 @@ pub fn orderbook(
     stream: StreamType,
     simple: bool,
 ) -> String {
-    let book = m.orderbook(units);
+    let book = m.orderbook_grouped(units, level);
     let mut list = String::with_capacity(units * 80);
     let (mut total_ask, mut total_bid) = (0.0, 0.0);
     for (i, [ask, bid, ask_size, bid_size]) in book.iter().enumerate() {

@@ -273,6 +273,28 @@ impl MarketState {
             .collect()
     }
 
+    /// `units` levels grouped by the price unit `level` (Upbit: KRW markets only; a level not
+    /// above the tick, or another market, is no grouping): asks from the first multiple of
+    /// `level` above the price, bids from the last one at or below it.
+    pub fn orderbook_grouped(&mut self, units: usize, level: f64) -> Vec<[f64; 4]> {
+        let tick = self.tick();
+        if !(level > tick && level.is_finite() && self.code.starts_with("KRW-")) {
+            return self.orderbook(units);
+        }
+        let best_ask = ((self.price + tick) / level).ceil() * level;
+        let best_bid = (self.price / level).floor() * level;
+        (0..units)
+            .map(|i| {
+                [
+                    clean(best_ask + level * i as f64),
+                    clean((best_bid - level * i as f64).max(level)),
+                    clean(self.rng.f64() * 50.0 + 0.001),
+                    clean(self.rng.f64() * 50.0 + 0.001),
+                ]
+            })
+            .collect()
+    }
+
     /// The candle of `interval` in progress, if a trade made one.
     pub fn candle(&mut self, interval: CandleInterval, now_ms: u64) -> CandleState {
         if !self.candles.contains_key(&interval) {

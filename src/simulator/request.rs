@@ -149,8 +149,10 @@ pub fn parse(text: &str) -> Result<Request, ErrorFrame> {
                     parsed.push(code.to_owned());
                 }
             }
+            // Upbit's docs send it as a numeric string ("10000") while their table says Double.
             let level = match object.get("level") {
                 None | Some(Value::Null) => 0.0,
+                Some(Value::String(text)) => text.trim().parse().map_err(|_| wrong_format())?,
                 Some(v) => v.as_f64().ok_or_else(wrong_format)?,
             };
             types.push(TypeRequest {
