@@ -166,9 +166,11 @@ pub async fn start(settings: Settings) -> Result<AppHandle, StartError> {
             metrics_actor.clone().recipient(),
             metrics.clone(),
         );
+        let details = metrics_actor.clone().recipient();
         SubscriptionManager::start_in_arbiter(&pipeline.handle(), move |_| {
             SubscriptionManager::new(config, subscription, boards, spawn, sink, metrics)
                 .with_revision(revision)
+                .with_market_details(details)
         })
     };
 
@@ -198,6 +200,7 @@ pub async fn start(settings: Settings) -> Result<AppHandle, StartError> {
         started: Instant::now(),
         upbit_url: settings.upbit.url.clone(),
         format: settings.upbit.format,
+        orderbook: settings.upbit.orderbook.clone(),
         live: http::live::LiveStream {
             hub: stream.clone(),
             max_codes: settings.control.max_codes,

@@ -81,6 +81,17 @@ pub struct SubscriptionChanged {
     pub subscription: Subscription,
 }
 
+/// Upbit's market list was fetched (with details): names and market events by code, for the
+/// subscribed codes' warning, caution and info series. Not sent when a fetch fails (the last
+/// list stays in force).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct MarketListFetched {
+    /// Every listed market by code.
+    pub markets:
+        std::sync::Arc<std::collections::HashMap<String, upbit::market_list::MarketListing>>,
+}
+
 // --- ConnectionActor ------------------------------------------------------------------------
 
 /// Drop the current connection (reason `control`); the supervisor reconnects at once.

@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use crate::control::Secret;
 use crate::duration::parse_duration;
+use crate::upbit::request::OrderbookOptions;
 use crate::upbit::types::entry_problem;
 use crate::upbit::{DataType, Format, Subscription};
 
@@ -72,7 +73,9 @@ pub struct ControlSettings {
 /// `[upbit]`: what to receive, from where.
 #[derive(Debug, Clone)]
 pub struct UpbitSettings {
-    /// WebSocket URL (`ws://` or `wss://`).
+    /// Upbit's exchange: `kr` (api.upbit.com), `sg`, `id` or `th` ({region}-api.upbit.com).
+    pub region: String,
+    /// WebSocket URL (`ws://` or `wss://`): `upbit.url` when set, else the region's.
     pub url: String,
     /// Market codes, validated and de-duplicated.
     pub codes: Vec<String>,
@@ -80,6 +83,8 @@ pub struct UpbitSettings {
     pub types: Vec<DataType>,
     /// Message format of the connection.
     pub format: Format,
+    /// Orderbook depth suffix and price grouping.
+    pub orderbook: OrderbookOptions,
 }
 
 impl UpbitSettings {
@@ -179,10 +184,13 @@ struct RawControl {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawUpbit {
+    region: String,
     url: String,
     codes: Vec<String>,
     types: Vec<String>,
     format: String,
+    orderbook_depth: i64,
+    orderbook_level: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -530,7 +538,29 @@ fn validate_stream(raw: RawStream, problems: &mut Vec<String>) -> StreamSettings
     }
 }
 
-fn validate_upbit(raw: RawUpbit, problems: &mut Vec<String>) -> UpbitSettings {
+/// Upbit's regional exchanges: the same API on another host.
+pub const REGIONS: [&str; 4] = ["kr", "sg", "id", "th"];
+
+/// The quotation WebSocket of a region: `kr` → `wss://api.upbit.com/websocket/v1`, `sg` →
+/// `wss://sg-api.upbit.com/websocket/v1` (likewise `id`, `th`).
+pub fn region_url(region: &str) -> String {
+    match region {
+        "kr" => "wss://api.upbit.com/websocket/v1".to_owned(),
+        other => format!("wss://{other}-api.upbit.com/websocket/v1"),
+    }
+}
+
+fn validate_upbit(mut raw: RawUpbit, problems: &mut Vec<String>) -> UpbitSettings {
+    let region = raw.region.trim().to_ascii_lowercase();
+    if !REGIONS.contains(&region.as_str()) {
+        problems.push(format!(
+            "upbit.region: {:?} is not one of kr, sg, id, th",
+            raw.region.chars().take(20).collect::<String>()
+        ));
+    } else if raw.url.trim().is_empty() {
+        // An explicit upbit.url wins; without one the region picks the host.
+        raw.url = region_url(&region);
+    }
     match raw.url.parse::<awc::http::Uri>() {
         Ok(uri) if matches!(uri.scheme_str(), Some("ws" | "wss")) && uri.host().is_some() => {}
         _ => problems.push(format!(
@@ -558,7 +588,36 @@ fn validate_upbit(raw: RawUpbit, problems: &mut Vec<String>) -> UpbitSettings {
         problems.push(format!("upbit.format: {e}"));
         Format::Default
     });
+    let depth = match raw.orderbook_depth {
+        0 => None,
+        d if OrderbookOptions::DEPTHS
+            .iter()
+            .any(|ok| i64::from(*ok) == d) =>
+        {
+            Some(d as u8)
+        }
+        d => {
+            problems.push(format!(
+                "upbit.orderbook_depth: {d} is not one of 1, 5, 15, 30 (0 for Upbit's default); Upbit would silently send 30"
+            ));
+            None
+        }
+    };
+    let level = raw.orderbook_level.trim();
+    let level = match level.parse::<f64>() {
+        _ if level.is_empty() => None,
+        Ok(v) if v.is_finite() && v >= 0.0 && level.len() <= 20 => Some(level.to_owned()),
+        _ => {
+            problems.push(format!(
+                "upbit.orderbook_level: {:?} is not a non-negative number such as \"10000\" (\"\" for none)",
+                level.chars().take(20).collect::<String>()
+            ));
+            None
+        }
+    };
     UpbitSettings {
+        orderbook: OrderbookOptions { depth, level },
+        region,
         url: raw.url,
         codes,
         types,
@@ -780,6 +839,68 @@ mod tests {
         .unwrap_err();
         assert!(wrong_type.to_string().contains("codes"), "{wrong_type}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_region_picks_the_hosts_and_an_explicit_url_wins() {
+        for (region, ws, list) in [
+            (
+                "kr",
+                "wss://api.upbit.com/websocket/v1",
+                "https://api.upbit.com/v1/market/all",
+            ),
+            (
+                "sg",
+                "wss://sg-api.upbit.com/websocket/v1",
+                "https://sg-api.upbit.com/v1/market/all",
+            ),
+            (
+                "id",
+                "wss://id-api.upbit.com/websocket/v1",
+                "https://id-api.upbit.com/v1/market/all",
+            ),
+            (
+                "th",
+                "wss://th-api.upbit.com/websocket/v1",
+                "https://th-api.upbit.com/v1/market/all",
+            ),
+        ] {
+            let s = Settings::from_overrides([("upbit.region", region)]).unwrap();
+            assert_eq!((s.upbit.url.as_str(), s.discovery.url.as_str()), (ws, list));
+        }
+        let s = Settings::from_overrides([
+            ("upbit.region", "sg"),
+            ("upbit.url", "ws://127.0.0.1:9944/websocket/v1"),
+        ])
+        .unwrap();
+        assert_eq!(s.upbit.url, "ws://127.0.0.1:9944/websocket/v1");
+        assert_eq!(s.upbit.region, "sg");
+        let err = Settings::from_overrides([("upbit.region", "jp")]).unwrap_err();
+        assert!(err.to_string().contains("upbit.region"), "{err}");
+    }
+
+    #[test]
+    fn orderbook_depth_and_level_are_checked() {
+        let s = Settings::from_overrides([
+            ("upbit.orderbook_depth", "15"),
+            ("upbit.orderbook_level", " 1000 "),
+        ])
+        .unwrap();
+        assert_eq!(s.upbit.orderbook.depth, Some(15));
+        assert_eq!(s.upbit.orderbook.level.as_deref(), Some("1000"));
+        let defaults = Settings::from_overrides(Vec::<(&str, &str)>::new()).unwrap();
+        assert_eq!(defaults.upbit.orderbook, OrderbookOptions::default());
+        let err = Settings::from_overrides([
+            ("upbit.orderbook_depth", "7"),
+            ("upbit.orderbook_level", "ten"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("upbit.orderbook_depth: 7 is not one of 1, 5, 15, 30"),
+            "{err}"
+        );
+        assert!(err.contains("upbit.orderbook_level"), "{err}");
     }
 
     #[test]

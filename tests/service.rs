@@ -78,10 +78,14 @@ async fn subscribes_once_with_a_uuid_ticket_every_type_and_the_format_and_no_ori
     let second: Vec<Value> = serde_json::from_str(&stats.requests[1].text).unwrap();
     assert_eq!(
         second,
-        serde_json::json!([{ "ticket": ticket }, { "method": "LIST_SUBSCRIPTIONS" }])
-            .as_array()
-            .unwrap()
-            .clone()
+        serde_json::json!([
+            { "ticket": ticket },
+            { "method": "LIST_SUBSCRIPTIONS" },
+            { "format": "SIMPLE" }
+        ])
+        .as_array()
+        .unwrap()
+        .clone()
     );
     assert_eq!(
         subscribe_requests(&sim).len(),

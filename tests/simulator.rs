@@ -814,3 +814,97 @@ async fn admin_faults_and_stats_over_http() {
     assert_eq!(stats["faults"], json!({ "error_frame": 1, "reset": 1 }));
     assert_eq!(stats["error_frames_sent"]["NO_TICKET"], 1);
 }
+
+/// Upbit's idle timer counts traffic both ways: a client that only receives data is not idle.
+#[actix_web::test]
+async fn data_flowing_to_a_silent_client_keeps_the_connection() {
+    let sim = start_simulator(|c| {
+        c.rate = 20.0;
+        c.idle_timeout = Duration::from_millis(300);
+    })
+    .await;
+    let mut client = connect(&sim).await;
+    client
+        .subscribe(json!([ticket(), {"type":"trade","codes":["KRW-BTC"]}]))
+        .await;
+    let started = Instant::now();
+    let mut frames = 0;
+    while started.elapsed() < Duration::from_millis(1_200) {
+        client.data().await;
+        frames += 1;
+    }
+    assert!(frames > 4, "{frames} frames");
+    assert_eq!(sim.stats().closed_idle, 0);
+    assert_eq!(sim.stats().active_connections, 1);
+}
+
+/// A client's close frame is answered and the TCP connection ends at once, as on Upbit
+/// (actix-web's default waits a second for the client to hang up first).
+#[actix_web::test]
+async fn a_client_close_ends_the_tcp_connection_promptly() {
+    let sim = start_simulator(|c| c.rate = 0.0).await;
+    let mut client = connect(&sim).await;
+    client
+        .framed
+        .send(ws::Message::Close(Some(ws::CloseCode::Normal.into())))
+        .await
+        .expect("send close");
+    let sent = Instant::now();
+    loop {
+        match client.read().await {
+            Read::Frame(Frame::Close(_)) => continue,
+            Read::Ended => break,
+            other => panic!("{other:?}"),
+        }
+    }
+    let took = sent.elapsed();
+    // Far below the old 1 s; generous for a loaded machine.
+    assert!(
+        took < Duration::from_millis(700),
+        "the connection ended {took:?} after the close"
+    );
+}
+
+/// One tape per market: every connection subscribed to a code sees the same trades, with the
+/// same `sequential_id`s and prices, as on Upbit.
+#[actix_web::test]
+async fn every_subscriber_sees_the_same_trades() {
+    let sim = start_simulator(|c| c.rate = 20.0).await;
+    let mut clients = [connect(&sim).await, connect(&sim).await];
+    for client in &mut clients {
+        client
+            .subscribe(
+                json!([ticket(), {"type":"trade","codes":["KRW-BTC"],"is_only_realtime":true}]),
+            )
+            .await;
+    }
+    let mut tapes = Vec::new();
+    for client in &mut clients {
+        let mut tape = std::collections::BTreeMap::new();
+        while tape.len() < 15 {
+            let trade = client.json().await;
+            tape.insert(
+                trade["sequential_id"].as_u64().expect("sequential_id"),
+                (
+                    trade["trade_price"].as_f64(),
+                    trade["trade_timestamp"].as_u64(),
+                ),
+            );
+        }
+        tapes.push(tape);
+    }
+    let common: Vec<&u64> = tapes[0]
+        .keys()
+        .filter(|sid| tapes[1].contains_key(sid))
+        .collect();
+    assert!(
+        common.len() >= 10,
+        "the two connections share only {} of 15 trades: {:?} vs {:?}",
+        common.len(),
+        tapes[0].keys(),
+        tapes[1].keys()
+    );
+    for sid in common {
+        assert_eq!(tapes[0][sid], tapes[1][sid], "trade {sid}");
+    }
+}

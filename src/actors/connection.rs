@@ -29,7 +29,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::stream::{SplitSink, StreamExt};
 
 use super::client::{build_client, classify, RetryAfterSlot};
-use super::pacing::{Backoff, RateWindow, RequestBudget};
+use super::pacing::{ban_penalty, Backoff, RateWindow, RequestBudget};
 use super::queue::StageQueue;
 use crate::messages::{
     FramesReceived, LinkChange, LinkChanged, Reconnect, SetSubscription, Shutdown,
@@ -41,7 +41,7 @@ use crate::telemetry::events::{
     Disconnected, MessagesDropped, Subscribed,
 };
 use crate::telemetry::{LogThrottle, Metrics};
-use crate::upbit::request::list_subscriptions_request;
+use crate::upbit::request::{list_subscriptions_request, OrderbookOptions};
 use crate::upbit::{DecodeError, Format, Subscription};
 
 /// Largest frame the codec accepts; frames above `pipeline.max_frame_bytes` but below this are
@@ -66,6 +66,8 @@ pub struct ConnectionConfig {
     pub index: usize,
     pub url: String,
     pub format: Format,
+    /// Orderbook depth suffix and price grouping, applied to every request.
+    pub orderbook: OrderbookOptions,
     pub timing: ConnectionSettings,
     /// Largest message reassembled from fragments (`pipeline.max_frame_bytes`).
     pub max_frame_bytes: usize,
@@ -77,6 +79,7 @@ impl ConnectionConfig {
             index: 0,
             url: settings.upbit.url.clone(),
             format: settings.upbit.format,
+            orderbook: settings.upbit.orderbook.clone(),
             timing: settings.connection.clone(),
             max_frame_bytes: settings.pipeline.max_frame_bytes,
         }
@@ -107,6 +110,8 @@ pub struct ConnectionActor {
     subscription: Subscription,
     backoff: Backoff,
     attempts: u64,
+    /// 418s since data last flowed: each one without `Retry-After` waits twice as long.
+    bans: u32,
     /// Delay before the next attempt, decided when the last one failed or ended.
     next_delay: Duration,
     shutting_down: bool,
@@ -159,6 +164,7 @@ impl ConnectionActor {
             subscription,
             backoff,
             attempts: 0,
+            bans: 0,
             next_delay: Duration::ZERO,
             shutting_down: false,
             drop_log: LogThrottle::new(Duration::from_secs(10)),
@@ -224,11 +230,14 @@ impl ConnectionActor {
                 delay = delay.max(self.retry_after.get().unwrap_or(DEFAULT_RETRY_AFTER))
             }
             ConnectFailure::Http418 => {
-                delay = delay.max(
-                    self.retry_after
-                        .get()
-                        .unwrap_or(self.config.timing.ban_penalty),
-                )
+                // Upbit's answer says how long the ban lasts; without a Retry-After the wait
+                // doubles with every repeat (Upbit's bans grow), up to BAN_PENALTY_CAP.
+                let penalty = self
+                    .retry_after
+                    .get()
+                    .unwrap_or_else(|| ban_penalty(self.config.timing.ban_penalty, self.bans));
+                self.bans = self.bans.saturating_add(1);
+                delay = delay.max(penalty)
             }
             _ => {}
         }
@@ -303,8 +312,10 @@ impl ConnectionActor {
             return;
         }
         let ticket = uuid::Uuid::new_v4().to_string();
-        let request = self.subscription.to_request(&ticket, self.config.format);
-        let list = list_subscriptions_request(&ticket);
+        let request =
+            self.subscription
+                .to_request_with(&ticket, self.config.format, &self.config.orderbook);
+        let list = list_subscriptions_request(&ticket, self.config.format);
         if !self.write(ws::Message::Text(request.into())) {
             return;
         }
@@ -384,6 +395,7 @@ impl ConnectionActor {
         if !self.link.data_flowed && !payload.starts_with(b"{\"error\"") {
             self.link.data_flowed = true;
             self.backoff.reset();
+            self.bans = 0;
             self.peers.status.update(|s| s.consecutive_failures = 0);
         }
         self.link.pending.push(payload);

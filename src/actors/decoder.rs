@@ -13,9 +13,10 @@ use actix::{Actor, Context, Handler, Recipient};
 use super::queue::StageQueue;
 use crate::messages::{FramesDecoded, FramesReceived, LinkChanged};
 use crate::status::StatusBoards;
-use crate::telemetry::events::{DecodeFailed, MessagesDropped, ServerErrorReceived};
+use crate::telemetry::events::{DecodeFailed, FieldSkipped, MessagesDropped, ServerErrorReceived};
 use crate::telemetry::{LogThrottle, Metrics};
-use crate::upbit::{decode_frame_with, DataType, DecodeError, Message};
+use crate::upbit::decode::decode_frame_lenient_with;
+use crate::upbit::{DataType, DecodeError, Message};
 
 /// How often a flood of bad frames or drops may write a log line.
 const LOG_EVERY: Duration = Duration::from_secs(10);
@@ -31,6 +32,7 @@ pub struct DecoderActor {
     outbound: StageQueue,
     decode_log: LogThrottle,
     drop_log: LogThrottle,
+    field_log: LogThrottle,
     /// Where link events go on, in order with the decoded frames (the metrics actor).
     link_sink: Option<Recipient<LinkChanged>>,
 }
@@ -53,6 +55,7 @@ impl DecoderActor {
             outbound,
             decode_log: LogThrottle::new(LOG_EVERY),
             drop_log: LogThrottle::new(LOG_EVERY),
+            field_log: LogThrottle::new(LOG_EVERY),
             link_sink: None,
         }
     }
@@ -150,25 +153,35 @@ impl DecoderActor {
             return;
         }
         let mut failures = Vec::new();
-        decode_frame_with(payload, |result| match result {
-            Ok(Message::Status(_)) => {}
-            Ok(Message::Error(e)) => ServerErrorReceived {
-                name: &e.name,
-                message: e.message.as_deref(),
-            }
-            .emit(&self.metrics),
-            Ok(Message::Subscriptions(list)) => {
-                log::info!(
-                    "Upbit acknowledged subscription entries={}",
-                    list.result.len()
-                );
-                if let Some(board) = self.status.get(connection) {
-                    board.update(|s| s.acknowledged = Some(list.result));
+        let mut skipped_fields: Vec<String> = Vec::new();
+        let skipped = |field: &str| skipped_fields.push(field.to_owned());
+        decode_frame_lenient_with(
+            payload,
+            |result| match result {
+                Ok(Message::Status(_)) => {}
+                Ok(Message::Error(e)) => ServerErrorReceived {
+                    name: &e.name,
+                    message: e.message.as_deref(),
                 }
-            }
-            Ok(market) => out.push(market),
-            Err(error) => failures.push(error),
-        });
+                .emit(&self.metrics),
+                Ok(Message::Subscriptions(list)) => {
+                    log::info!(
+                        "Upbit acknowledged subscription entries={}",
+                        list.result.len()
+                    );
+                    if let Some(board) = self.status.get(connection) {
+                        board.update(|s| s.acknowledged = Some(list.result));
+                    }
+                }
+                Ok(market) => out.push(market),
+                Err(error) => failures.push(error),
+            },
+            skipped,
+        );
+        for field in &skipped_fields {
+            let log = self.field_log.allow();
+            FieldSkipped { field, log }.emit(&self.metrics);
+        }
         for error in &failures {
             self.decode_failed(error, payload);
         }

@@ -1,29 +1,31 @@
 //! SubscriptionManager: what the service watches, and over which connections.
 //!
 //! It owns the desired subscription as operators wrote it (codes and patterns such as `KRW-*`),
-//! Upbit's market list that patterns resolve against (fetched at start and every
-//! `discovery.refresh`, kept when a fetch fails), and the connections that carry the result:
+//! Upbit's market list that patterns resolve against (fetched with `is_details=true` at start
+//! and every `discovery.refresh`, patterns or not, since its market events are the supported
+//! source of warnings; kept when a fetch fails), and the connections that carry the result:
 //! one `ConnectionActor` per `connection.max_codes_per_connection` codes, each under its own
 //! supervisor, codes spread evenly and kept in place across changes. Every change reaches each
 //! affected connection as one replace-all message on its live link.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use serde::Deserialize;
 
 use super::connection::ConnectionActor;
 use crate::control::{assign, part, resolve, save_state, ChangeError};
 use crate::messages::{
-    ChangeSubscription, GetSubscription, Reconnect, SetSubscription, Shutdown, SubscriptionChanged,
-    SubscriptionView,
+    ChangeSubscription, GetSubscription, MarketListFetched, Reconnect, SetSubscription, Shutdown,
+    SubscriptionChanged, SubscriptionView,
 };
 use crate::settings::Settings;
 use crate::status::{StatusBoard, StatusBoards};
 use crate::telemetry::Metrics;
-use crate::upbit::types::{is_pattern, is_valid_code};
+use crate::upbit::market_list::{parse_market_list, MarketListing};
+use crate::upbit::types::is_pattern;
 use crate::upbit::Subscription;
 
 /// Most market-list changes logged one by one per fetch; the rest are summed up.
@@ -71,6 +73,8 @@ pub struct SubscriptionManager {
     metrics: Metrics,
     client: Option<awc::Client>,
     fetching: bool,
+    /// Where each fetched market list goes (the metrics actor's market events).
+    market_details: Option<Recipient<MarketListFetched>>,
 }
 
 impl SubscriptionManager {
@@ -96,12 +100,19 @@ impl SubscriptionManager {
             metrics,
             client: None,
             fetching: false,
+            market_details: None,
         }
     }
 
     /// Continues from `revision` (restored from the state file): revisions never repeat.
     pub fn with_revision(mut self, revision: u64) -> Self {
         self.revision = revision;
+        self
+    }
+
+    /// Hands every market list fetched to `recipient` as well.
+    pub fn with_market_details(mut self, recipient: Recipient<MarketListFetched>) -> Self {
+        self.market_details = Some(recipient);
         self
     }
 
@@ -200,7 +211,7 @@ impl SubscriptionManager {
             .client
             .get_or_insert_with(|| super::client::rest_client(FETCH_TIMEOUT));
         let request = client
-            .get(&self.config.market_list_url)
+            .get(detailed_url(&self.config.market_list_url))
             .insert_header(("Accept", "application/json"));
         let fetch = async move {
             let mut response = request.send().await.map_err(|e| e.to_string())?;
@@ -212,13 +223,10 @@ impl SubscriptionManager {
                 .limit(8 << 20)
                 .await
                 .map_err(|e| e.to_string())?;
-            let entries: Vec<MarketEntry> =
-                serde_json::from_slice(&body).map_err(|e| format!("not a market list: {e}"))?;
-            let markets: BTreeSet<String> = entries
-                .into_iter()
-                .map(|m| m.market)
-                .filter(|code| is_valid_code(code))
-                .collect();
+            let (markets, skipped) = parse_market_list(&body)?;
+            if skipped > 0 {
+                log::warn!("market list: {skipped} entries without a valid market code skipped");
+            }
             if markets.is_empty() {
                 return Err("an empty market list".to_owned());
             }
@@ -230,9 +238,22 @@ impl SubscriptionManager {
         }));
     }
 
-    fn on_market_list(&mut self, result: Result<BTreeSet<String>, String>) {
+    fn on_market_list(&mut self, result: Result<Vec<MarketListing>, String>) {
         let markets = match result {
-            Ok(markets) => markets,
+            Ok(listings) => {
+                let markets: BTreeSet<String> = listings.iter().map(|m| m.market.clone()).collect();
+                if let Some(recipient) = &self.market_details {
+                    let by_code: HashMap<String, MarketListing> = listings
+                        .into_iter()
+                        .map(|m| (m.market.clone(), m))
+                        .collect();
+                    // Rare and small: do_send, never lost to a full mailbox.
+                    recipient.do_send(MarketListFetched {
+                        markets: Arc::new(by_code),
+                    });
+                }
+                markets
+            }
             Err(error) => {
                 self.metrics
                     .market_list_fetches
@@ -277,27 +298,27 @@ impl SubscriptionManager {
     }
 }
 
-/// One entry of `GET /v1/market/all` (other fields ignored).
-#[derive(Deserialize)]
-struct MarketEntry {
-    market: String,
+/// The market list URL asking for details (`market_event`), whatever query it already has.
+fn detailed_url(url: &str) -> String {
+    if url.contains("is_details=") {
+        url.to_owned()
+    } else if url.contains('?') {
+        format!("{url}&is_details=true")
+    } else {
+        format!("{url}?is_details=true")
+    }
 }
 
 impl Actor for SubscriptionManager {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        // Explicit codes connect at once; patterns join when the list arrives.
+        // Explicit codes connect at once; patterns join when the list arrives. The list is
+        // fetched whether or not patterns are used: it carries the market events.
         self.distribute();
-        if self.has_patterns() {
-            self.fetch_markets(ctx);
-        }
+        self.fetch_markets(ctx);
         if !self.config.refresh.is_zero() {
-            ctx.run_interval(self.config.refresh, |act, ctx| {
-                if act.has_patterns() {
-                    act.fetch_markets(ctx);
-                }
-            });
+            ctx.run_interval(self.config.refresh, |act, ctx| act.fetch_markets(ctx));
         }
     }
 }
@@ -382,5 +403,26 @@ impl Handler<Shutdown> for SubscriptionManager {
         for connection in &self.connections {
             connection.do_send(Shutdown);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::detailed_url;
+
+    #[test]
+    fn the_list_is_asked_with_details() {
+        assert_eq!(
+            detailed_url("https://api.upbit.com/v1/market/all"),
+            "https://api.upbit.com/v1/market/all?is_details=true"
+        );
+        assert_eq!(
+            detailed_url("http://h/m?x=1"),
+            "http://h/m?x=1&is_details=true"
+        );
+        assert_eq!(
+            detailed_url("http://h/m?is_details=false"),
+            "http://h/m?is_details=false"
+        );
     }
 }

@@ -11,9 +11,11 @@ use std::time::SystemTime;
 use actix::{Actor, Context, Handler};
 use prometheus::{Counter, Gauge, Histogram, IntCounter, IntGauge};
 
+use super::market_events::MarketEvents;
 use super::queue::StageQueue;
 use crate::messages::{
-    FramesDecoded, GetLastMessageTimes, GetMarket, GetMarkets, LinkChanged, SubscriptionChanged,
+    FramesDecoded, GetLastMessageTimes, GetMarket, GetMarkets, LinkChanged, MarketListFetched,
+    SubscriptionChanged,
 };
 use crate::status::unix_seconds;
 use crate::stream::Publisher;
@@ -46,8 +48,8 @@ struct TickerSeries {
     signed_change_rate: Gauge,
     acc_trade_volume_24h: Gauge,
     acc_trade_price_24h: Gauge,
-    trading_suspended: IntGauge,
-    market_warning: IntGauge,
+    /// Created when a ticker first carries `is_trading_suspended` (deprecated by Upbit).
+    trading_suspended: Option<IntGauge>,
     delisting: Option<Gauge>,
 }
 
@@ -71,6 +73,8 @@ pub struct MetricsActor {
     drop_log: LogThrottle,
     /// The live stream's fan-out: every recorded message and link event, in order.
     stream: Publisher,
+    /// Warning, caution and info series of the subscribed codes.
+    events: MarketEvents,
 }
 
 impl MetricsActor {
@@ -84,6 +88,7 @@ impl MetricsActor {
             inbound,
             drop_log: LogThrottle::new(std::time::Duration::from_secs(10)),
             stream: Publisher::disabled(),
+            events: MarketEvents::default(),
         };
         actor.apply_subscription(subscription);
         actor
@@ -138,6 +143,7 @@ impl MetricsActor {
                 .with_label_values(&[data_type.as_str()])
                 .set(count as i64);
         }
+        self.events.set_codes(m, &next.codes());
         self.subscription = next;
     }
 
@@ -161,9 +167,9 @@ impl MetricsActor {
                         let _ = vec.remove_label_values(&[code]);
                     }
                     let _ = m.trading_suspended.remove_label_values(&[code]);
-                    let _ = m.market_warning.remove_label_values(&[code]);
                     let _ = m.delisting_timestamp.remove_label_values(&[code]);
                 }
+                self.events.ticker_warning(m, code, None);
                 if let Some((state, _)) = series.market_state.take() {
                     let _ = m.market_state.remove_label_values(&[code, &state]);
                 }
@@ -240,19 +246,25 @@ impl MetricsActor {
                     signed_change_rate: m.signed_change_rate.with_label_values(&[key]),
                     acc_trade_volume_24h: m.acc_trade_volume_24h.with_label_values(&[key]),
                     acc_trade_price_24h: m.acc_trade_price_24h.with_label_values(&[key]),
-                    trading_suspended: m.trading_suspended.with_label_values(&[key]),
-                    market_warning: m.market_warning.with_label_values(&[key]),
+                    trading_suspended: None,
                     delisting: None,
                 });
                 set_some(&ts.signed_change_rate, t.signed_change_rate);
                 set_some(&ts.acc_trade_volume_24h, t.acc_trade_volume_24h);
                 set_some(&ts.acc_trade_price_24h, t.acc_trade_price_24h);
-                if let Some(suspended) = t.is_trading_suspended {
-                    ts.trading_suspended.set(i64::from(suspended));
+                match t.is_trading_suspended {
+                    Some(suspended) => ts
+                        .trading_suspended
+                        .get_or_insert_with(|| m.trading_suspended.with_label_values(&[key]))
+                        .set(i64::from(suspended)),
+                    None => {
+                        if ts.trading_suspended.take().is_some() {
+                            let _ = m.trading_suspended.remove_label_values(&[key]);
+                        }
+                    }
                 }
-                if let Some(warning) = t.market_warning.as_deref() {
-                    ts.market_warning.set(i64::from(warning != "NONE"));
-                }
+                self.events
+                    .ticker_warning(m, key, t.market_warning.as_deref());
                 match t.delisting_date.as_deref().and_then(date_to_unix_seconds) {
                     Some(at) => ts
                         .delisting
@@ -434,6 +446,14 @@ impl Handler<SubscriptionChanged> for MetricsActor {
 
     fn handle(&mut self, change: SubscriptionChanged, _: &mut Self::Context) {
         self.apply_subscription(change.subscription);
+    }
+}
+
+impl Handler<MarketListFetched> for MetricsActor {
+    type Result = ();
+
+    fn handle(&mut self, fetched: MarketListFetched, _: &mut Self::Context) {
+        self.events.set_list(&self.metrics, fetched.markets);
     }
 }
 

@@ -56,6 +56,18 @@ impl Backoff {
     }
 }
 
+/// Longest wait after a 418 without `Retry-After`, however often the bans repeat (unless
+/// `connection.ban_penalty` itself is longer).
+pub const BAN_PENALTY_CAP: Duration = Duration::from_secs(3600);
+
+/// The wait after the `repeats`-th consecutive 418 without `Retry-After` (0 for the first):
+/// `base` doubled per repeat, at most [`BAN_PENALTY_CAP`] (or `base` if that is longer). Upbit:
+/// "IP 차단 시간은 점진적으로 증가할 수 있습니다" (ban times may grow with repeats).
+pub fn ban_penalty(base: Duration, repeats: u32) -> Duration {
+    let factor = 1u32 << repeats.min(20);
+    base.saturating_mul(factor).min(BAN_PENALTY_CAP.max(base))
+}
+
 /// At most `limit` events in any window of `window`: `reserve` answers when the next may happen
 /// and books it.
 #[derive(Debug, Clone)]
@@ -183,6 +195,20 @@ mod tests {
         for _ in 0..1000 {
             assert!(b.next_delay() <= Duration::from_secs(60));
         }
+    }
+
+    #[test]
+    fn ban_penalties_double_up_to_the_cap() {
+        let base = Duration::from_secs(120);
+        let waits: Vec<u64> = (0..8).map(|n| ban_penalty(base, n).as_secs()).collect();
+        assert_eq!(waits, [120, 240, 480, 960, 1920, 3600, 3600, 3600]);
+        assert_eq!(ban_penalty(base, u32::MAX), BAN_PENALTY_CAP);
+        let long = Duration::from_secs(7200);
+        assert_eq!(
+            ban_penalty(long, 5),
+            long,
+            "a longer configured penalty is kept"
+        );
     }
 
     #[test]

@@ -117,6 +117,10 @@ pub async fn status(
         "uptime_seconds": state.started.elapsed().as_secs_f64(),
         "upbit_url": state.upbit_url,
         "format": state.format.as_str(),
+        "orderbook": {
+            "depth": state.orderbook.depth,
+            "level": state.orderbook.level,
+        },
         "connection": connection,
         "connections": connections,
         "subscription": {

@@ -47,6 +47,8 @@ pub struct AppState {
     pub started: Instant,
     pub upbit_url: String,
     pub format: Format,
+    /// Orderbook depth and price grouping sent to Upbit.
+    pub orderbook: crate::upbit::request::OrderbookOptions,
     /// The live stream's hub and limits.
     pub live: live::LiveStream,
 }

@@ -21,6 +21,10 @@ pub struct SimulateArgs {
     /// Market codes, comma-separated, instead of the bundled 2021 list of 294.
     #[arg(long, value_delimiter = ',')]
     pub markets: Option<Vec<String>>,
+    /// Serve a regional exchange's markets: sg (SGD), id (IDR), th (THB); kr (default) serves
+    /// the bundled Korean list. --markets wins.
+    #[arg(long, default_value = "kr", value_parser = ["kr", "sg", "id", "th"])]
+    pub region: String,
     /// After the snapshots, write pre-encoded frames as fast as the socket takes them.
     #[arg(long)]
     pub firehose: bool,
@@ -106,7 +110,10 @@ impl SimulateArgs {
     pub fn config(&self) -> SimulatorConfig {
         SimulatorConfig {
             listen: self.listen,
-            markets: self.markets.clone(),
+            markets: self
+                .markets
+                .clone()
+                .or_else(|| super::region_markets(&self.region)),
             seed: self.seed,
             rate: self.rate,
             firehose: self.firehose,

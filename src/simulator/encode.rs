@@ -5,8 +5,9 @@
 use std::fmt::Write;
 
 use super::market::{MarketState, TradeEvent};
+use super::request::TypeRequest;
 use crate::upbit::types::StreamType;
-use crate::upbit::{CandleInterval, DataType};
+use crate::upbit::{CandleInterval, DataType, Format};
 
 /// A JSON object writer choosing DEFAULT or SIMPLE keys.
 struct Obj {
@@ -102,7 +103,14 @@ fn date_time(ms: u64) -> ((u64, u64, u64), (u64, u64, u64)) {
 }
 
 /// A ticker for `market` as of its last trade.
-pub fn ticker(m: &mut MarketState, now_ms: u64, stream: StreamType, simple: bool) -> String {
+/// `legacy` adds the fields Upbit marks deprecated (`is_trading_suspended`, `market_warning`).
+pub fn ticker(
+    m: &mut MarketState,
+    now_ms: u64,
+    stream: StreamType,
+    simple: bool,
+    legacy: bool,
+) -> String {
     let last = m.last_trade(now_ms);
     let (change, diff, rate) = m.change();
     let ((y, mo, d), (h, mi, s)) = date_time(last.timestamp_ms);
@@ -134,13 +142,51 @@ pub fn ticker(m: &mut MarketState, now_ms: u64, stream: StreamType, simple: bool
         .str("highest_52_week_date", "h52wdt", "2025-03-28")
         .float("lowest_52_week_price", "l52wp", m.low * 0.5)
         .str("lowest_52_week_date", "l52wdt", "2024-12-30")
-        .str("market_state", "ms", "ACTIVE")
-        .bool("is_trading_suspended", "its", false)
-        .null("delisting_date", "dd")
-        .str("market_warning", "mw", "NONE")
-        .int("timestamp", "tms", now_ms)
+        .str("market_state", "ms", "ACTIVE");
+    if legacy {
+        o.bool("is_trading_suspended", "its", false);
+    }
+    o.null("delisting_date", "dd");
+    if legacy {
+        o.str(
+            "market_warning",
+            "mw",
+            if m.warning { "CAUTION" } else { "NONE" },
+        );
+    }
+    o.int("timestamp", "tms", now_ms)
         .str("stream_type", "st", stream.as_str());
     o.finish()
+}
+
+/// The answer to LIST_SUBSCRIPTIONS in `format`: DEFAULT keys `method`, `result` (`type`,
+/// `codes`, `level`), `ticket`; SIMPLE keys `mthd`, `rslt` (`ty`, `cds`, `lv`), `tckt`; the list
+/// formats wrap it in an array.
+pub fn subscription_list(ticket: &str, types: &[TypeRequest], format: Format) -> String {
+    let simple = format.is_simple();
+    let key = |long: &'static str, short: &'static str| if simple { short } else { long };
+    let result: Vec<serde_json::Value> = types
+        .iter()
+        .map(|t| {
+            let mut entry = serde_json::Map::new();
+            entry.insert(key("type", "ty").into(), t.data_type.as_str().into());
+            entry.insert(key("codes", "cds").into(), t.codes.clone().into());
+            if t.data_type == DataType::Orderbook {
+                entry.insert(key("level", "lv").into(), serde_json::json!(t.level));
+            }
+            serde_json::Value::Object(entry)
+        })
+        .collect();
+    let mut reply = serde_json::Map::new();
+    reply.insert(key("method", "mthd").into(), "LIST_SUBSCRIPTIONS".into());
+    reply.insert(key("result", "rslt").into(), result.into());
+    reply.insert(key("ticket", "tckt").into(), ticket.into());
+    let reply = serde_json::Value::Object(reply);
+    if format.is_list() {
+        serde_json::Value::Array(vec![reply]).to_string()
+    } else {
+        reply.to_string()
+    }
 }
 
 /// One trade.
@@ -190,7 +236,7 @@ pub fn orderbook(
     stream: StreamType,
     simple: bool,
 ) -> String {
-    let book = m.orderbook(units);
+    let book = m.orderbook_grouped(units, level);
     let mut list = String::with_capacity(units * 80);
     let (mut total_ask, mut total_bid) = (0.0, 0.0);
     for (i, [ask, bid, ask_size, bid_size]) in book.iter().enumerate() {
@@ -276,7 +322,7 @@ mod tests {
         let t = m.trade(now);
         for simple in [false, true] {
             let frames = [
-                ticker(m, now, StreamType::Snapshot, simple),
+                ticker(m, now, StreamType::Snapshot, simple, true),
                 trade(m, &t, now, StreamType::Realtime, simple),
                 orderbook(m, "KRW-BTC.15", 15, 0.0, now, StreamType::Realtime, simple),
                 candle(m, CandleInterval::M1, now, StreamType::Realtime, simple),

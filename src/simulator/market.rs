@@ -24,6 +24,9 @@ pub fn krw_tick(price: f64) -> f64 {
     }
 }
 
+/// Trades a market's tape keeps for connections to catch up on.
+const TAPE_LENGTH: usize = 256;
+
 /// Rounds to 8 decimals so printed values are clean decimals.
 fn clean(x: f64) -> f64 {
     (x * 1e8).round() / 1e8
@@ -65,7 +68,16 @@ pub struct MarketState {
     pub acc_ask_volume: f64,
     pub acc_bid_volume: f64,
     pub last: Option<TradeEvent>,
+    /// `market_event.warning` of the market list (and the ticker's deprecated `market_warning`).
+    pub warning: bool,
+    /// `market_event.caution` flags set through the admin API; Upbit's five are false unless set.
+    pub caution: std::collections::BTreeMap<String, bool>,
     next_sequential_id: u64,
+    /// The market's tape: recent trades, shared by every connection (as on Upbit, every
+    /// subscriber sees the same trade with the same `sequential_id`).
+    tape: std::collections::VecDeque<TradeEvent>,
+    /// Exchange time of the last trade put on the tape.
+    tape_clock: Option<u64>,
     candles: HashMap<CandleInterval, CandleState>,
     rng: fastrand::Rng,
 }
@@ -99,10 +111,27 @@ impl MarketState {
             acc_ask_volume: 0.0,
             acc_bid_volume: 0.0,
             last: None,
+            warning: false,
+            caution: std::collections::BTreeMap::new(),
             next_sequential_id: 17_000_000_000_000_000 + rng.u64(0..1_000_000),
+            tape: std::collections::VecDeque::new(),
+            tape_clock: None,
             candles: HashMap::new(),
             rng,
         }
+    }
+
+    /// `market_event` as the detailed market list shows it.
+    pub fn market_event(&self) -> serde_json::Value {
+        let mut caution: serde_json::Map<String, serde_json::Value> =
+            crate::upbit::market_list::CAUTION_FLAGS
+                .iter()
+                .map(|flag| ((*flag).to_owned(), false.into()))
+                .collect();
+        for (flag, on) in &self.caution {
+            caution.insert(flag.clone(), (*on).into());
+        }
+        serde_json::json!({ "warning": self.warning, "caution": caution })
     }
 
     /// The price unit of this market.
@@ -174,6 +203,35 @@ impl MarketState {
         event
     }
 
+    /// Puts a trade on the tape for every `period_ms` elapsed since the last one (the first call
+    /// only starts the clock); at most 64 at once, the rest skipped.
+    pub fn tape_until(&mut self, now_ms: u64, period_ms: u64) {
+        let period = period_ms.max(1);
+        let clock = *self.tape_clock.get_or_insert(now_ms);
+        let due = now_ms.saturating_sub(clock) / period;
+        for i in 1..=due.min(64) {
+            let trade = self.trade(clock + i * period);
+            if self.tape.len() >= TAPE_LENGTH {
+                self.tape.pop_front();
+            }
+            self.tape.push_back(trade);
+        }
+        if due > 64 {
+            self.tape_clock = Some(now_ms);
+        } else {
+            self.tape_clock = Some(clock + due * period);
+        }
+    }
+
+    /// The tape's trades after `sequential_id`, oldest first.
+    pub fn tape_since(&self, sequential_id: u64) -> Vec<TradeEvent> {
+        self.tape
+            .iter()
+            .filter(|t| t.sequential_id > sequential_id)
+            .cloned()
+            .collect()
+    }
+
     /// The last trade, generating one if there is none yet.
     pub fn last_trade(&mut self, now_ms: u64) -> TradeEvent {
         match &self.last {
@@ -210,6 +268,28 @@ impl MarketState {
                     bid,
                     clean(self.rng.f64() * 5.0 + 0.001),
                     clean(self.rng.f64() * 5.0 + 0.001),
+                ]
+            })
+            .collect()
+    }
+
+    /// `units` levels grouped by the price unit `level` (Upbit: KRW markets only; a level not
+    /// above the tick, or another market, is no grouping): asks from the first multiple of
+    /// `level` above the price, bids from the last one at or below it.
+    pub fn orderbook_grouped(&mut self, units: usize, level: f64) -> Vec<[f64; 4]> {
+        let tick = self.tick();
+        if !(level > tick && level.is_finite() && self.code.starts_with("KRW-")) {
+            return self.orderbook(units);
+        }
+        let best_ask = ((self.price + tick) / level).ceil() * level;
+        let best_bid = (self.price / level).floor() * level;
+        (0..units)
+            .map(|i| {
+                [
+                    clean(best_ask + level * i as f64),
+                    clean((best_bid - level * i as f64).max(level)),
+                    clean(self.rng.f64() * 50.0 + 0.001),
+                    clean(self.rng.f64() * 50.0 + 0.001),
                 ]
             })
             .collect()

@@ -29,6 +29,24 @@ use market::Markets;
 /// The 2021 market list (294 markets) captured from `GET /v1/market/all`.
 pub const BUNDLED_MARKETS: &str = include_str!("markets.json");
 
+/// The markets of one of Upbit's regional exchanges, as a simulator market list: `sg`
+/// (SGD), `id` (IDR), `th` (THB); `None` for `kr` (the bundled Korean list) or an unknown
+/// region. A small sample of each quote currency, not the full list.
+pub fn region_markets(region: &str) -> Option<Vec<String>> {
+    let quote = match region {
+        "sg" => "SGD",
+        "id" => "IDR",
+        "th" => "THB",
+        _ => return None,
+    };
+    Some(
+        ["BTC", "ETH", "XRP", "SOL", "ADA", "DOGE"]
+            .iter()
+            .map(|base| format!("{quote}-{base}"))
+            .collect(),
+    )
+}
+
 /// How the simulator behaves.
 #[derive(Debug, Clone)]
 pub struct SimulatorConfig {
@@ -60,6 +78,9 @@ pub struct SimulatorConfig {
     pub request_limit_per_min: u32,
     /// Drop every connection abruptly on this period (fault drills, soak).
     pub drop_every: Option<Duration>,
+    /// Tickers carry the fields Upbit marks deprecated (`is_trading_suspended`,
+    /// `market_warning`); false plays the day Upbit removes them.
+    pub legacy_ticker_fields: bool,
 }
 
 impl Default for SimulatorConfig {
@@ -79,6 +100,7 @@ impl Default for SimulatorConfig {
             request_limit_per_sec: 5,
             request_limit_per_min: 100,
             drop_every: None,
+            legacy_ticker_fields: true,
         }
     }
 }
@@ -108,6 +130,10 @@ pub enum Fault {
     },
     /// One `{"type":"mystery",...}` frame.
     UnknownType,
+    /// One binary frame holding `text` as given (a message of a shape Upbit might send one day).
+    Raw {
+        text: String,
+    },
     /// One `{"error":{"name":..}}` frame.
     ErrorFrame {
         name: String,
@@ -141,6 +167,7 @@ impl Fault {
             Self::Malformed => "malformed",
             Self::Oversized { .. } => "oversized",
             Self::UnknownType => "unknown_type",
+            Self::Raw { .. } => "raw",
             Self::ErrorFrame { .. } => "error_frame",
             Self::RefuseHandshakes { .. } => "refuse_handshakes",
             Self::MarketListDown { .. } => "market_list_down",
@@ -148,6 +175,20 @@ impl Fault {
             Self::Reset => "reset",
         }
     }
+}
+
+/// A change of one market's `market_event` (`POST /admin/market_events` takes the same JSON,
+/// e.g. `{"code":"KRW-ETH","warning":true,"caution":{"PRICE_FLUCTUATIONS":true}}`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MarketEventChange {
+    pub code: String,
+    /// `market_event.warning`; unchanged when absent.
+    #[serde(default)]
+    pub warning: Option<bool>,
+    /// Caution flags to set, by name; flags not named keep their value.
+    #[serde(default)]
+    pub caution: BTreeMap<String, bool>,
 }
 
 /// A WebSocket upgrade the simulator accepted.
@@ -184,6 +225,8 @@ pub struct Stats {
     pub sent: BTreeMap<String, BTreeMap<String, u64>>,
     pub frames_sent: u64,
     pub bytes_sent: u64,
+    /// Data frames and LIST_SUBSCRIPTIONS answers sent, by the format they were written in.
+    pub frames_by_format: BTreeMap<String, u64>,
     pub error_frames_sent: BTreeMap<String, u64>,
     /// Close codes clients sent.
     pub close_codes_received: Vec<u16>,
@@ -255,6 +298,17 @@ impl Shared {
             listed: Mutex::new(listed),
             commands: broadcast::channel(1024).0,
             next_connection: AtomicU64::new(1),
+        }
+    }
+
+    fn set_market_event(&self, change: &MarketEventChange) {
+        let mut markets = lock(&self.markets);
+        let market = markets.get(&change.code);
+        if let Some(warning) = change.warning {
+            market.warning = warning;
+        }
+        for (flag, on) in &change.caution {
+            market.caution.insert(flag.clone(), *on);
         }
     }
 
@@ -375,6 +429,7 @@ impl Shared {
                 )
                 .into_bytes(),
             ),
+            Fault::Raw { text } => send(text.into_bytes()),
             Fault::ErrorFrame { name } => {
                 *self
                     .stats()
@@ -491,6 +546,20 @@ impl SimulatorHandle {
                 serde_json::json!({ "market": code, "korean_name": code, "english_name": code }),
             );
         }
+    }
+
+    /// Sets a market's `market_event` (the detailed market list; the ticker's deprecated
+    /// `market_warning` follows `warning`): `warning` when given, and each caution flag given
+    /// (any name, so a test can send a flag Upbit has not documented yet).
+    pub fn set_market_event(&self, code: &str, warning: Option<bool>, caution: &[(&str, bool)]) {
+        self.shared.set_market_event(&MarketEventChange {
+            code: code.to_owned(),
+            warning,
+            caution: caution
+                .iter()
+                .map(|(flag, on)| ((*flag).to_owned(), *on))
+                .collect(),
+        });
     }
 
     /// Removes a market from `/v1/market/all`.

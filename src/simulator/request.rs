@@ -30,9 +30,8 @@ pub enum Request {
         types: Vec<TypeRequest>,
         format: Format,
     },
-    ListSubscriptions {
-        ticket: String,
-    },
+    /// Upbit: the list request's format (DEFAULT when absent) becomes the connection's format.
+    ListSubscriptions { ticket: String, format: Format },
 }
 
 /// An error frame: `{"error":{"name":..,"message":..}}`.
@@ -150,8 +149,10 @@ pub fn parse(text: &str) -> Result<Request, ErrorFrame> {
                     parsed.push(code.to_owned());
                 }
             }
+            // Upbit's docs send it as a numeric string ("10000") while their table says Double.
             let level = match object.get("level") {
                 None | Some(Value::Null) => 0.0,
+                Some(Value::String(text)) => text.trim().parse().map_err(|_| wrong_format())?,
                 Some(v) => v.as_f64().ok_or_else(wrong_format)?,
             };
             types.push(TypeRequest {
@@ -166,7 +167,7 @@ pub fn parse(text: &str) -> Result<Request, ErrorFrame> {
     let ticket =
         ticket.ok_or_else(|| ErrorFrame::new("NO_TICKET", "Ticket field must be contained."))?;
     if list {
-        return Ok(Request::ListSubscriptions { ticket });
+        return Ok(Request::ListSubscriptions { ticket, format });
     }
     if types.is_empty() {
         return Err(ErrorFrame::new("NO_TYPE", "type field not exists."));
@@ -262,7 +263,17 @@ mod tests {
     fn list_subscriptions() {
         assert_eq!(
             parse(r#"[{"ticket":"x"},{"method":"LIST_SUBSCRIPTIONS"}]"#),
-            Ok(Request::ListSubscriptions { ticket: "x".into() })
+            Ok(Request::ListSubscriptions {
+                ticket: "x".into(),
+                format: Format::Default
+            })
+        );
+        assert_eq!(
+            parse(r#"[{"ticket":"x"},{"method":"LIST_SUBSCRIPTIONS"},{"format":"SIMPLE"}]"#),
+            Ok(Request::ListSubscriptions {
+                ticket: "x".into(),
+                format: Format::Simple
+            })
         );
     }
 

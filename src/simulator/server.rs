@@ -11,7 +11,7 @@ use actix_web::{web, HttpRequest, HttpResponse, HttpServer};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{lock, session, Fault, Handshake, Shared};
+use super::{lock, session, Fault, Handshake, MarketEventChange, Shared};
 
 /// Largest frame the simulator reads from a client; a larger one (even announced) is closed
 /// with 1009 before it is buffered.
@@ -33,8 +33,13 @@ pub(super) fn start(shared: Arc<Shared>) -> std::io::Result<(SocketAddr, ServerH
             .route("/admin/faults", web::post().to(inject))
             .route("/admin/stats", web::get().to(stats))
             .route("/admin/markets", web::post().to(markets))
+            .route("/admin/market_events", web::post().to(market_events))
     })
     .workers(1)
+    // Upbit ends the TCP connection as soon as the closing handshake is done; actix-web's
+    // default waits up to a second for the client to hang up first. (1 ms was seen to hang the
+    // close altogether; 50 ms is prompt and reliable.)
+    .client_disconnect_timeout(std::time::Duration::from_millis(50))
     .disable_signals()
     .shutdown_timeout(1)
     .listen(listener)?
@@ -132,16 +137,13 @@ async fn market_all(
     if !query.is_details {
         return HttpResponse::Ok().json(listed);
     }
+    let mut states = lock(&shared.markets);
     let detailed: Vec<serde_json::Value> = listed
         .into_iter()
         .map(|mut market| {
-            market["market_event"] = json!({
-                "warning": false,
-                "caution": {
-                    "PRICE_FLUCTUATIONS": false, "TRADING_VOLUME_SOARING": false, "DEPOSIT_AMOUNT_SOARING": false,
-                    "GLOBAL_PRICE_DIFFERENCES": false, "CONCENTRATION_OF_SMALL_ACCOUNTS": false,
-                },
-            });
+            if let Some(code) = market["market"].as_str() {
+                market["market_event"] = states.get(code).market_event();
+            }
             market
         })
         .collect();
@@ -205,6 +207,23 @@ async fn markets(
     }
     listed.retain(|m| !change.delist.iter().any(|c| m["market"] == c.as_str()));
     HttpResponse::Ok().json(json!({ "markets": listed.len() }))
+}
+
+async fn market_events(
+    request: HttpRequest,
+    change: web::Json<MarketEventChange>,
+    shared: web::Data<Arc<Shared>>,
+) -> HttpResponse {
+    if let Some(refused) = loopback_only(&request) {
+        return refused;
+    }
+    if !crate::upbit::types::is_valid_code(&change.code) || change.caution.len() > 32 {
+        return HttpResponse::BadRequest().json(
+            json!({ "error": { "name": "BAD_REQUEST", "message": "code must be QUOTE-BASE; at most 32 caution flags" } }),
+        );
+    }
+    shared.set_market_event(&change);
+    HttpResponse::NoContent().finish()
 }
 
 #[cfg(test)]

@@ -16,13 +16,23 @@ use crate::frame_limit::Overflow;
 use crate::upbit::types::StreamType;
 use crate::upbit::{DataType, Format};
 
+/// What a message is encoded for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Round {
+    /// The state after a subscription (the last trade).
+    Snapshot,
+    /// The live stream: the market's tape, shared by every connection.
+    Realtime,
+    /// Pre-encoded firehose frames: a fresh trade each.
+    Firehose,
+}
+
 /// Frames the firehose writes per turn of the event loop.
 const FIREHOSE_BATCH: usize = 256;
 
 /// The subscription in force on a connection.
 struct Active {
     types: Vec<TypeRequest>,
-    format: Format,
 }
 
 /// Pre-encoded frames, rotating over the subscribed pairs.
@@ -38,9 +48,15 @@ struct Connection {
     id: u64,
     session: Session,
     active: Option<Active>,
+    /// The connection's format: set by every subscription and every LIST_SUBSCRIPTIONS request
+    /// (DEFAULT when the request names none), as Upbit documents.
+    format: Format,
     firehose: Option<Firehose>,
     requests: VecDeque<Instant>,
-    last_inbound: Instant,
+    /// Last frame either way: Upbit's idle timer counts traffic in both directions.
+    last_traffic: Instant,
+    /// The `sequential_id` of the last trade sent, per code: realtime rounds send the tape after it.
+    seen: std::cell::RefCell<std::collections::HashMap<String, u64>>,
 }
 
 /// Runs a connection until the client leaves, a fault ends it, or it idles out.
@@ -71,9 +87,11 @@ pub(super) async fn run(
         id,
         session,
         active: None,
+        format: Format::Default,
         firehose: None,
         requests: VecDeque::new(),
-        last_inbound: Instant::now(),
+        last_traffic: Instant::now(),
+        seen: Default::default(),
     };
     loop {
         let firehose_on = conn.firehose.is_some();
@@ -81,7 +99,7 @@ pub(super) async fn run(
             message = stream.recv() => match message {
                 Some(Ok(message)) => {
                     log::trace!("simulator connection={} received {message:?}", conn.id);
-                    conn.last_inbound = Instant::now();
+                    conn.last_traffic = Instant::now();
                     if !conn.on_message(message).await {
                         break;
                     }
@@ -98,8 +116,11 @@ pub(super) async fn run(
             // In firehose mode the firehose is the only source of realtime data, even after it
             // has written its `firehose_frames`.
             _ = ticks.tick(), if conn.active.is_some() && !conn.shared.config.firehose && rate > 0.0 => {
-                if !conn.shared.muted() && conn.send_realtime().await.is_err() {
-                    break;
+                if !conn.shared.muted() {
+                    if conn.send_realtime().await.is_err() {
+                        break;
+                    }
+                    conn.last_traffic = Instant::now();
                 }
             }
             command = commands.recv() => match command {
@@ -114,11 +135,12 @@ pub(super) async fn run(
                     if conn.session.binary(frame).await.is_err() {
                         break;
                     }
+                    conn.last_traffic = Instant::now();
                 }
                 Err(RecvError::Lagged(_)) => {}
             },
             _ = idle_checks.tick() => {
-                if conn.last_inbound.elapsed() > idle_timeout {
+                if conn.last_traffic.elapsed() > idle_timeout {
                     conn.shared.stats().closed_idle += 1;
                     let _ = conn.session.clone().close(None).await;
                     break;
@@ -128,6 +150,7 @@ pub(super) async fn run(
                 if conn.firehose_batch().await.is_err() {
                     break;
                 }
+                conn.last_traffic = Instant::now();
             }
         }
     }
@@ -198,18 +221,21 @@ impl Connection {
         }
         match request::parse(text) {
             Err(error) => self.send_error(error).await,
-            Ok(Request::ListSubscriptions { ticket }) => {
-                let result: Vec<serde_json::Value> = self
-                    .active
-                    .iter()
-                    .flat_map(|a| &a.types)
-                    .map(|t| serde_json::json!({ "type": t.data_type.as_str(), "codes": t.codes }))
-                    .collect();
-                let reply = serde_json::json!({ "method": "LIST_SUBSCRIPTIONS", "result": result, "ticket": ticket });
-                self.session.binary(reply.to_string()).await.is_ok()
+            Ok(Request::ListSubscriptions { ticket, format }) => {
+                if format != self.format {
+                    self.format = format;
+                    if self.firehose.is_some() {
+                        self.firehose = Some(self.build_firehose());
+                    }
+                }
+                let types = self.active.as_ref().map_or(&[][..], |a| &a.types[..]);
+                let reply = encode::subscription_list(&ticket, types, format);
+                self.count_format(1);
+                self.session.binary(reply).await.is_ok()
             }
             Ok(Request::Subscribe { types, format, .. }) => {
-                self.active = Some(Active { types, format });
+                self.active = Some(Active { types });
+                self.format = format;
                 self.firehose = None;
                 if self.send_snapshots().await.is_err() {
                     return false;
@@ -243,6 +269,16 @@ impl Connection {
         allowed
     }
 
+    /// Counts frames sent in the connection's current format.
+    fn count_format(&self, frames: u64) {
+        *self
+            .shared
+            .stats()
+            .frames_by_format
+            .entry(self.format.as_str().to_owned())
+            .or_default() += frames;
+    }
+
     async fn send_error(&mut self, error: ErrorFrame) -> bool {
         *self
             .shared
@@ -253,28 +289,55 @@ impl Connection {
         self.session.binary(error.to_json()).await.is_ok()
     }
 
-    /// Encodes one message of `t` for `code` (the requested form, maybe with `.N`).
+    /// Encodes the messages of `t` for `code` (the requested form, maybe with `.N`): one, except
+    /// for realtime trades, which are the tape's trades this connection has not seen (0 or more).
     fn encode(
         &self,
         t: &TypeRequest,
         code: &str,
         stream: StreamType,
         simple: bool,
-        fresh_trade: bool,
-    ) -> String {
+        round: Round,
+    ) -> Vec<String> {
         let now = unix_ms();
         let mut markets = super::lock(&self.shared.markets);
         let market = markets.get(base_code(code));
-        match t.data_type {
-            DataType::Ticker => encode::ticker(market, now, stream, simple),
-            DataType::Trade => {
-                let trade = if fresh_trade {
-                    market.trade(now)
-                } else {
-                    market.last_trade(now)
-                };
-                encode::trade(market, &trade, now, stream, simple)
+        if round == Round::Realtime {
+            let rate = self.shared.config.rate;
+            let period_ms = if rate > 0.0 {
+                (1000.0 / rate) as u64
+            } else {
+                1000
+            };
+            market.tape_until(now, period_ms);
+        }
+        if t.data_type == DataType::Trade {
+            let mut seen = self.seen.borrow_mut();
+            let trades = match round {
+                Round::Firehose => vec![market.trade(now)],
+                Round::Snapshot => vec![market.last_trade(now)],
+                Round::Realtime => {
+                    let after = seen.get(base_code(code)).copied().unwrap_or(0);
+                    market.tape_since(after)
+                }
+            };
+            if let (Some(last), false) = (trades.last(), round == Round::Firehose) {
+                seen.insert(base_code(code).to_owned(), last.sequential_id);
             }
+            return trades
+                .iter()
+                .map(|trade| encode::trade(market, trade, now, stream, simple))
+                .collect();
+        }
+        let message = match t.data_type {
+            DataType::Ticker => encode::ticker(
+                market,
+                now,
+                stream,
+                simple,
+                self.shared.config.legacy_ticker_fields,
+            ),
+            DataType::Trade => return Vec::new(), // handled above
             DataType::Orderbook => encode::orderbook(
                 market,
                 base_code(code),
@@ -285,7 +348,8 @@ impl Connection {
                 simple,
             ),
             DataType::Candle(interval) => encode::candle(market, interval, now, stream, simple),
-        }
+        };
+        vec![message]
     }
 
     /// Sends one message per (type, code), as single frames or one list frame per type.
@@ -297,22 +361,29 @@ impl Connection {
         let Some(active) = self.active.as_ref() else {
             return Ok(());
         };
-        let (format, simple) = (active.format, active.format.is_simple());
+        let (format, simple) = (self.format, self.format.is_simple());
         let mut frames: Vec<(String, Vec<(String, String)>)> = Vec::new();
         for t in &active.types {
             if (snapshot && t.only_realtime) || (!snapshot && t.only_snapshot) {
                 continue;
             }
+            let round = if snapshot {
+                Round::Snapshot
+            } else {
+                Round::Realtime
+            };
             let messages: Vec<(String, String)> = t
                 .codes
                 .iter()
-                .map(|code| {
-                    (
-                        base_code(code).to_owned(),
-                        self.encode(t, code, stream, simple, !snapshot),
-                    )
+                .flat_map(|code| {
+                    self.encode(t, code, stream, simple, round)
+                        .into_iter()
+                        .map(move |m| (base_code(code).to_owned(), m))
                 })
                 .collect();
+            if messages.is_empty() {
+                continue;
+            }
             let type_name = t.data_type.as_str().to_owned();
             if format.is_list() {
                 frames.push((type_name, messages));
@@ -344,6 +415,10 @@ impl Connection {
             }
             stats.frames_sent += 1;
             stats.bytes_sent += size as u64;
+            *stats
+                .frames_by_format
+                .entry(format.as_str().to_owned())
+                .or_default() += 1;
         }
         Ok(())
     }
@@ -359,12 +434,14 @@ impl Connection {
     fn build_firehose(&self) -> Firehose {
         let mut frames = Vec::new();
         if let Some(active) = &self.active {
-            let simple = active.format.is_simple();
+            let simple = self.format.is_simple();
             for round in 0..64 {
                 for t in active.types.iter().filter(|t| !t.only_snapshot) {
                     for code in &t.codes {
-                        let body = self.encode(t, code, StreamType::Realtime, simple, true);
-                        let body = if active.format.is_list() {
+                        let body = self
+                            .encode(t, code, StreamType::Realtime, simple, Round::Firehose)
+                            .concat();
+                        let body = if self.format.is_list() {
                             format!("[{body}]")
                         } else {
                             body
@@ -446,6 +523,10 @@ impl Connection {
         }
         stats.frames_sent += frames;
         stats.bytes_sent += bytes;
+        *stats
+            .frames_by_format
+            .entry(self.format.as_str().to_owned())
+            .or_default() += frames;
         result
     }
 }

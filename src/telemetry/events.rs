@@ -218,6 +218,31 @@ impl DecodeFailed<'_> {
     }
 }
 
+/// An optional field of a message held a value of a shape the wire type cannot read: dropped,
+/// the message kept. The label is the field's name as sent: only the wire types' own field names
+/// can fail this way (unknown keys are ignored), and anything else is reported as `other`.
+pub struct FieldSkipped<'a> {
+    pub field: &'a str,
+    /// Whether to write the log line (callers throttle).
+    pub log: bool,
+}
+
+impl FieldSkipped<'_> {
+    pub fn emit(&self, m: &Metrics) {
+        let plain = !self.field.is_empty()
+            && self.field.len() <= 40
+            && self
+                .field
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        let label = if plain { self.field } else { "other" };
+        if self.log {
+            warn!("dropped an unreadable optional field field={label} (the message was kept)");
+        }
+        m.decode_field_errors.with_label_values(&[label]).inc();
+    }
+}
+
 /// Upbit sent an error frame: almost always a configuration problem, so loud, but never a
 /// reason to reconnect in a loop.
 pub struct ServerErrorReceived<'a> {

@@ -76,6 +76,7 @@ pub struct Metrics {
     pub received_bytes: IntCounter,
     pub message_size: HistogramVec,
     pub decode_errors: IntCounterVec,
+    pub decode_field_errors: IntCounterVec,
     pub server_errors: IntCounterVec,
     pub pings_sent: IntCounter,
     pub pongs_received: IntCounter,
@@ -98,6 +99,8 @@ pub struct Metrics {
     pub dropped_messages: IntCounterVec,
     pub build_info: IntGaugeVec,
     pub market_warning: IntGaugeVec,
+    pub market_caution: IntGaugeVec,
+    pub market_info: IntGaugeVec,
     pub delisting_timestamp: GaugeVec,
     pub connection_up: IntGaugeVec,
     pub connection_codes: IntGaugeVec,
@@ -130,6 +133,7 @@ impl Metrics {
             received_bytes: IntCounter::with_opts(opts("upbit_received_bytes_total", "Payload bytes of the data frames received."))?,
             message_size: HistogramVec::new(HistogramOpts::new("upbit_received_message_size_bytes", "Size of data frames, by the type of their (first) message.").buckets(SIZE_BUCKETS.to_vec()), &["type"])?,
             decode_errors: IntCounterVec::new(opts("upbit_decode_errors_total", "Frames or list elements that could not be decoded, by reason."), &["reason"])?,
+            decode_field_errors: IntCounterVec::new(opts("upbit_decode_field_errors_total", "Optional message fields dropped because their value had an unreadable shape (the message itself was kept), by field name as sent."), &["field"])?,
             server_errors: IntCounterVec::new(opts("upbit_server_errors_total", "Error frames sent by Upbit, by error name."), &["name"])?,
             pings_sent: IntCounter::with_opts(opts("upbit_pings_sent_total", "WebSocket pings sent."))?,
             pongs_received: IntCounter::with_opts(opts("upbit_pongs_received_total", "WebSocket pongs received."))?,
@@ -151,7 +155,9 @@ impl Metrics {
             candle_close_price: GaugeVec::new(opts("upbit_candle_close_price", "Close (last trade) price of the latest candle, by candle type and code."), &["type", "code"])?,
             dropped_messages: IntCounterVec::new(opts("upbit_dropped_messages_total", "Frames or messages the pipeline dropped, by stage and reason."), &["stage", "reason"])?,
             build_info: IntGaugeVec::new(opts("upbit_build_info", "Always 1; the version label tells what runs."), &["version"])?,
-            market_warning: IntGaugeVec::new(opts("upbit_market_warning", "1 while Upbit flags the market with a warning (market_warning CAUTION), from the ticker."), &["code"])?,
+            market_warning: IntGaugeVec::new(opts("upbit_market_warning", "1 while Upbit flags the market with an investment warning: market_event.warning from the market list, else the ticker's deprecated market_warning; absent while neither said."), &["code"])?,
+            market_caution: IntGaugeVec::new(opts("upbit_market_caution", "1 while Upbit raises this caution flag on the market (market_event.caution of the market list; reason is Upbit's flag name, OTHER for flags not known here); absent until the list said."), &["code", "reason"])?,
+            market_info: IntGaugeVec::new(opts("upbit_market_info", "Always 1: the coin's names from the market list, to join on code."), &["code", "korean_name", "english_name"])?,
             delisting_timestamp: GaugeVec::new(opts("upbit_delisting_timestamp_seconds", "Unix time (00:00 UTC) of the market's announced delisting date, from the ticker; absent when none."), &["code"])?,
             connection_up: IntGaugeVec::new(opts("upbit_connection_up", "1 while this connection is connected and subscribed, by connection index."), &["connection"])?,
             connection_codes: IntGaugeVec::new(opts("upbit_connection_codes", "Codes assigned to this connection, by connection index."), &["connection"])?,
@@ -203,6 +209,7 @@ impl Metrics {
         r.register(Box::new(self.received_bytes.clone()))?;
         r.register(Box::new(self.message_size.clone()))?;
         r.register(Box::new(self.decode_errors.clone()))?;
+        r.register(Box::new(self.decode_field_errors.clone()))?;
         r.register(Box::new(self.server_errors.clone()))?;
         r.register(Box::new(self.pings_sent.clone()))?;
         r.register(Box::new(self.pongs_received.clone()))?;
@@ -225,6 +232,8 @@ impl Metrics {
         r.register(Box::new(self.dropped_messages.clone()))?;
         r.register(Box::new(self.build_info.clone()))?;
         r.register(Box::new(self.market_warning.clone()))?;
+        r.register(Box::new(self.market_caution.clone()))?;
+        r.register(Box::new(self.market_info.clone()))?;
         r.register(Box::new(self.delisting_timestamp.clone()))?;
         r.register(Box::new(self.connection_up.clone()))?;
         r.register(Box::new(self.connection_codes.clone()))?;

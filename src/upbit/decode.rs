@@ -4,10 +4,16 @@
 //! Each object is dispatched on its `type`/`ty` without building a generic JSON tree: the type is
 //! sniffed from the first key when Upbit puts it there (it always does), otherwise a light probe
 //! pass finds it. A bad element of a list frame is reported on its own; its neighbours decode.
+//!
+//! Lenient where Upbit is vague: when a message fails only because a field holds a value of
+//! another shape than the wire type expects, the decoder drops that field and tries again (a slow
+//! path, taken only for such messages). An optional field then reads as absent and is reported
+//! through `on_skipped`; a required one still fails the message.
 
-use serde::de::IgnoredAny;
+use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use serde_json::{Map, Value};
 
 use super::model::{
     Candle, Message, Orderbook, ServerError, Status, SubscriptionList, Ticker, Trade,
@@ -80,15 +86,26 @@ impl DecodeError {
 /// Decodes one frame, calling `sink` once per message or per failed element.
 ///
 /// Never panics, whatever the bytes (see the property tests).
-pub fn decode_frame_with(payload: &[u8], mut sink: impl FnMut(Result<Message, DecodeError>)) {
+pub fn decode_frame_with(payload: &[u8], sink: impl FnMut(Result<Message, DecodeError>)) {
+    decode_frame_lenient_with(payload, sink, |_| {});
+}
+
+/// Like [`decode_frame_with`], and `on_skipped` gets the name (as sent) of every optional field
+/// that was dropped because its value could not be read.
+pub fn decode_frame_lenient_with(
+    payload: &[u8],
+    mut sink: impl FnMut(Result<Message, DecodeError>),
+    mut on_skipped: impl FnMut(&str),
+) {
+    let skipped: &mut dyn FnMut(&str) = &mut on_skipped;
     match first_non_space(payload) {
-        Some(b'{') => sink(decode_object(payload)),
+        Some(b'{') => sink(decode_object(payload, skipped)),
         Some(b'[') => match serde_json::from_slice::<Vec<&RawValue>>(payload) {
             Ok(elements) => {
                 for element in elements {
                     let raw = element.get().as_bytes();
                     if first_non_space(raw) == Some(b'{') {
-                        sink(decode_object(raw));
+                        sink(decode_object(raw, skipped));
                     } else {
                         sink(Err(DecodeError::NotAnObject));
                     }
@@ -110,6 +127,12 @@ pub fn decode_frame(payload: &[u8]) -> Vec<Result<Message, DecodeError>> {
     out
 }
 
+/// A required field is absent (any other error of valid JSON is a value of the wrong shape).
+fn is_missing_field(err: &serde_json::Error) -> bool {
+    err.classify() == serde_json::error::Category::Data
+        && err.to_string().starts_with("missing field")
+}
+
 fn first_non_space(bytes: &[u8]) -> Option<u8> {
     bytes.iter().copied().find(|b| !b.is_ascii_whitespace())
 }
@@ -123,36 +146,40 @@ struct Probe<'a> {
     error: Option<ServerError>,
     #[serde(default)]
     status: Option<IgnoredAny>,
-    #[serde(default)]
+    #[serde(default, alias = "mthd")]
     method: Option<IgnoredAny>,
 }
 
-fn decode_object(raw: &[u8]) -> Result<Message, DecodeError> {
+fn decode_object(raw: &[u8], skipped: &mut dyn FnMut(&str)) -> Result<Message, DecodeError> {
     if let Some(name) = sniff_type(raw) {
-        return decode_typed(name, raw);
+        return decode_typed(name, raw, skipped);
     }
     let probe: Probe = serde_json::from_slice(raw).map_err(DecodeError::from_serde)?;
     if let Some(name) = probe.data_type {
-        return decode_typed(&name, raw);
+        return decode_typed(&name, raw, skipped);
     }
     if let Some(error) = probe.error {
         return Ok(Message::Error(error));
     }
     if probe.status.is_some() {
-        return parse::<Status>(raw).map(Message::Status);
+        return parse::<Status>(raw, skipped).map(Message::Status);
     }
     if probe.method.is_some() {
-        return parse::<SubscriptionList>(raw).map(Message::Subscriptions);
+        return parse::<SubscriptionList>(raw, skipped).map(Message::Subscriptions);
     }
     Err(DecodeError::MissingType)
 }
 
-fn decode_typed(name: &str, raw: &[u8]) -> Result<Message, DecodeError> {
+fn decode_typed(
+    name: &str,
+    raw: &[u8],
+    skipped: &mut dyn FnMut(&str),
+) -> Result<Message, DecodeError> {
     match DataType::from_wire(name) {
-        Some(DataType::Ticker) => parse::<Ticker>(raw).map(Message::Ticker),
-        Some(DataType::Trade) => parse::<Trade>(raw).map(Message::Trade),
-        Some(DataType::Orderbook) => parse::<Orderbook>(raw).map(Message::Orderbook),
-        Some(DataType::Candle(interval)) => parse::<Candle>(raw).map(|mut candle| {
+        Some(DataType::Ticker) => parse::<Ticker>(raw, skipped).map(Message::Ticker),
+        Some(DataType::Trade) => parse::<Trade>(raw, skipped).map(Message::Trade),
+        Some(DataType::Orderbook) => parse::<Orderbook>(raw, skipped).map(Message::Orderbook),
+        Some(DataType::Candle(interval)) => parse::<Candle>(raw, skipped).map(|mut candle| {
             candle.interval = interval;
             Message::Candle(candle)
         }),
@@ -160,8 +187,58 @@ fn decode_typed(name: &str, raw: &[u8]) -> Result<Message, DecodeError> {
     }
 }
 
-fn parse<'a, T: Deserialize<'a>>(raw: &'a [u8]) -> Result<T, DecodeError> {
-    serde_json::from_slice(raw).map_err(DecodeError::from_serde)
+/// Parses a message; on a value of the wrong shape, retries without the offending fields.
+fn parse<T: DeserializeOwned>(raw: &[u8], skipped: &mut dyn FnMut(&str)) -> Result<T, DecodeError> {
+    let original = match serde_json::from_slice(raw) {
+        Ok(message) => return Ok(message),
+        Err(err) => DecodeError::from_serde(err),
+    };
+    if matches!(original, DecodeError::MissingField(_)) {
+        return Err(original);
+    }
+    // Valid JSON (an enum given an array reads as a syntax error to serde): a shape problem.
+    let Ok(mut object) = serde_json::from_slice::<Map<String, Value>>(raw) else {
+        return Err(original);
+    };
+    let mut dropped: Vec<String> = Vec::new();
+    // Each pass drops one field; bounded by the number of fields.
+    for _ in 0..object.len() {
+        // One field per line, so the error's line names the field: field i is on line i + 2.
+        let mut text = String::from("{\n");
+        for (i, (key, value)) in object.iter().enumerate() {
+            if i > 0 {
+                text.push_str(",\n");
+            }
+            text.push_str(&Value::String(key.clone()).to_string());
+            text.push(':');
+            text.push_str(&value.to_string());
+        }
+        text.push_str("\n}");
+        let err = match serde_json::from_str::<T>(&text) {
+            Ok(message) => {
+                for key in &dropped {
+                    skipped(key);
+                }
+                return Ok(message);
+            }
+            Err(err) => err,
+        };
+        if is_missing_field(&err) {
+            // The field dropped last was required: the message fails as it did at first.
+            return Err(original);
+        }
+        let Some(key) = err
+            .line()
+            .checked_sub(2)
+            .and_then(|i| object.keys().nth(i))
+            .cloned()
+        else {
+            return Err(original);
+        };
+        object.remove(&key);
+        dropped.push(key);
+    }
+    Err(original)
 }
 
 /// Reads the type when the object opens with `"type":"…"` or `"ty":"…"`, as Upbit's always do.

@@ -309,9 +309,34 @@ fn list_subscriptions_reply() {
         list.result[1],
         ListedSubscription {
             data_type: "orderbook".into(),
-            codes: vec!["KRW-BTC.15".into()]
+            codes: vec!["KRW-BTC.15".into()],
+            level: Some(0.0),
         }
     );
+}
+
+#[test]
+fn list_subscriptions_reply_in_simple_keys_and_in_a_list_frame() {
+    let simple = br#"{"mthd":"LIST_SUBSCRIPTIONS","rslt":[{"ty":"ticker","cds":["KRW-BTC"]},{"ty":"orderbook","cds":["KRW-BTC.5"],"lv":10000}],"tckt":"t-1"}"#;
+    let listed = |payload: &[u8]| {
+        let messages = decode_frame(payload);
+        assert_eq!(messages.len(), 1, "{messages:?}");
+        match messages.into_iter().next() {
+            Some(Ok(Message::Subscriptions(list))) => list,
+            other => panic!("{other:?}"),
+        }
+    };
+    let list = listed(simple);
+    assert_eq!(list.ticket.as_deref(), Some("t-1"));
+    assert_eq!(list.result[0].data_type, "ticker");
+    assert_eq!(list.result[0].codes, ["KRW-BTC"]);
+    assert_eq!(list.result[1].level, Some(10000.0));
+    let mut wrapped = b"[".to_vec();
+    wrapped.extend_from_slice(simple);
+    wrapped.push(b']');
+    assert_eq!(listed(&wrapped), list);
+    let default_list = br#"[{"method":"LIST_SUBSCRIPTIONS","result":[{"type":"ticker","codes":["KRW-BTC"]}],"ticket":"t-1"}]"#;
+    assert_eq!(listed(default_list).result[0].codes, ["KRW-BTC"]);
 }
 
 #[test]
@@ -414,6 +439,169 @@ mod properties {
             prop_assert_eq!(t.trade_price, price);
             prop_assert_eq!(t.trade_volume, volume);
             prop_assert_eq!(t.sequential_id, Some(sid));
+        }
+    }
+}
+
+mod lenient_fields {
+    use super::super::decode::decode_frame_lenient_with;
+    use super::*;
+
+    const TEXT: [&str; 13] = [
+        "trade_date",
+        "trade_time",
+        "highest_52_week_date",
+        "lowest_52_week_date",
+        "market_state",
+        "delisting_date",
+        "market_warning",
+        "candle_date_time_utc",
+        "candle_date_time_kst",
+        "change",
+        "ask_bid",
+        "stream_type",
+        "is_trading_suspended",
+    ];
+
+    /// Decodes one message, returning it and the names of the fields skipped.
+    fn decode(payload: &str) -> (Result<Message, String>, Vec<String>) {
+        let mut messages = Vec::new();
+        let mut skipped = Vec::new();
+        decode_frame_lenient_with(
+            payload.as_bytes(),
+            |m| messages.push(m.map_err(|e| e.code().to_owned())),
+            |field| skipped.push(field.to_owned()),
+        );
+        assert_eq!(messages.len(), 1);
+        (messages.pop().unwrap(), skipped)
+    }
+
+    /// Every optional field of every wire type, given an object, an array, or a scalar of the
+    /// wrong kind: the message decodes as if the field were absent and the field is reported.
+    #[test]
+    fn every_optional_field_accepts_any_json_value() {
+        let cases: [(&str, &[&str]); 4] = [
+            (
+                r#"{"type":"ticker","code":"KRW-BTC","trade_price":1"#,
+                &[
+                    "opening_price",
+                    "high_price",
+                    "low_price",
+                    "prev_closing_price",
+                    "change",
+                    "change_price",
+                    "signed_change_price",
+                    "change_rate",
+                    "signed_change_rate",
+                    "trade_volume",
+                    "acc_trade_volume",
+                    "acc_trade_volume_24h",
+                    "acc_trade_price",
+                    "acc_trade_price_24h",
+                    "trade_date",
+                    "trade_time",
+                    "trade_timestamp",
+                    "ask_bid",
+                    "acc_ask_volume",
+                    "acc_bid_volume",
+                    "highest_52_week_price",
+                    "highest_52_week_date",
+                    "lowest_52_week_price",
+                    "lowest_52_week_date",
+                    "market_state",
+                    "is_trading_suspended",
+                    "delisting_date",
+                    "market_warning",
+                    "timestamp",
+                    "stream_type",
+                ],
+            ),
+            (
+                r#"{"type":"trade","code":"KRW-BTC","trade_price":1,"trade_volume":1,"ask_bid":"BID""#,
+                &[
+                    "prev_closing_price",
+                    "change",
+                    "change_price",
+                    "trade_date",
+                    "trade_time",
+                    "trade_timestamp",
+                    "timestamp",
+                    "sequential_id",
+                    "best_ask_price",
+                    "best_ask_size",
+                    "best_bid_price",
+                    "best_bid_size",
+                    "stream_type",
+                ],
+            ),
+            (
+                r#"{"type":"orderbook","code":"KRW-BTC","total_ask_size":1,"total_bid_size":1,"orderbook_units":[]"#,
+                &["timestamp", "level", "stream_type"],
+            ),
+            (
+                r#"{"type":"candle.1m","code":"KRW-BTC","opening_price":1,"high_price":1,"low_price":1,"trade_price":1"#,
+                &[
+                    "candle_date_time_utc",
+                    "candle_date_time_kst",
+                    "candle_acc_trade_volume",
+                    "candle_acc_trade_price",
+                    "timestamp",
+                    "stream_type",
+                ],
+            ),
+        ];
+        for (base, fields) in cases {
+            let (plain, skipped) = decode(&format!("{base}}}"));
+            let plain = plain.expect(base);
+            assert!(skipped.is_empty());
+            for field in fields {
+                let wrong_scalar = if TEXT.contains(field) {
+                    "12.5"
+                } else {
+                    r#""abc""#
+                };
+                for odd in [r#"{"a":[1,{"b":null}]}"#, r#"[1,"x",[]]"#, wrong_scalar] {
+                    let payload = format!(r#"{base},"{field}":{odd}}}"#);
+                    let (message, skipped) = decode(&payload);
+                    assert_eq!(message.as_ref(), Ok(&plain), "{payload}");
+                    assert_eq!(skipped, [*field], "{payload}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn simple_keys_several_odd_fields_and_readable_dates() {
+        let (message, mut skipped) =
+            decode(r#"{"ty":"ticker","cd":"KRW-BTC","tp":1,"dd":{"y":2024},"its":"no"}"#);
+        let Ok(Message::Ticker(t)) = message else {
+            panic!("{message:?}")
+        };
+        assert_eq!((t.delisting_date, t.is_trading_suspended), (None, None));
+        skipped.sort();
+        assert_eq!(skipped, ["dd", "its"]);
+        for (dd, read) in [("\"2024-06-13\"", "2024-06-13"), ("20240613", "20240613")] {
+            let (message, skipped) = decode(&format!(
+                r#"{{"type":"ticker","code":"KRW-BTC","trade_price":1,"delisting_date":{dd}}}"#
+            ));
+            let Ok(Message::Ticker(t)) = message else {
+                panic!("{message:?}")
+            };
+            assert_eq!(t.delisting_date.as_deref(), Some(read));
+            assert!(skipped.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_required_field_of_the_wrong_shape_still_fails_the_message() {
+        for payload in [
+            r#"{"type":"ticker","code":"KRW-BTC","trade_price":{"x":1},"opening_price":"abc"}"#,
+            r#"{"type":"trade","code":"KRW-BTC","trade_price":1,"trade_volume":1,"ask_bid":"SIDEWAYS"}"#,
+            r#"{"type":"orderbook","code":"KRW-BTC","total_ask_size":1,"total_bid_size":1,"orderbook_units":[{"ap":"x"}]}"#,
+        ] {
+            let (message, skipped) = decode(payload);
+            assert_eq!(message, Err("invalid_value".to_owned()), "{payload}");
+            assert!(skipped.is_empty(), "nothing counted for a failed message");
         }
     }
 }

@@ -3,9 +3,11 @@
 //! - [`types`]: data types, formats, market codes (shared with the simulator);
 //! - [`model`]: wire types, one per message kind, each documenting a real payload;
 //! - [`decode`]: frames to messages, in all four formats;
-//! - [`request`]: the subscription and `LIST_SUBSCRIPTIONS` requests.
+//! - [`request`]: the subscription and `LIST_SUBSCRIPTIONS` requests;
+//! - [`market_list`]: the REST market list with its market events, read leniently.
 
 pub mod decode;
+pub mod market_list;
 pub mod model;
 pub mod request;
 pub mod types;

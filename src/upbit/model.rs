@@ -125,7 +125,9 @@ pub struct Ticker {
     pub market_state: Option<String>,
     #[serde(alias = "its")]
     pub is_trading_suspended: Option<bool>,
-    #[serde(alias = "dd")]
+    /// Documented as a date and only ever seen as null: text (`2024-06-13`) or a number
+    /// (`20240613`) is kept as text; any other shape is dropped by the lenient decoder.
+    #[serde(alias = "dd", default, deserialize_with = "date_text")]
     pub delisting_date: Option<String>,
     /// `NONE` or `CAUTION`.
     #[serde(alias = "mw")]
@@ -269,6 +271,20 @@ pub struct Candle {
     pub stream_type: Option<StreamType>,
 }
 
+/// A date as text, or as a number written as its digits.
+fn date_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Date {
+        Text(String),
+        Number(u64),
+    }
+    Ok(Option::<Date>::deserialize(d)?.map(|date| match date {
+        Date::Text(text) => text,
+        Date::Number(number) => number.to_string(),
+    }))
+}
+
 fn default_interval() -> CandleInterval {
     CandleInterval::S1
 }
@@ -289,20 +305,26 @@ pub struct ServerError {
     pub message: Option<String>,
 }
 
-/// One entry of a `LIST_SUBSCRIPTIONS` answer.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+/// One entry of a `LIST_SUBSCRIPTIONS` answer (SIMPLE keys `ty`, `cds`, `lv`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct ListedSubscription {
     #[serde(rename = "type", alias = "ty")]
     pub data_type: String,
-    #[serde(default)]
+    #[serde(default, alias = "cds")]
     pub codes: Vec<String>,
+    /// Orderbook price grouping, when Upbit lists one.
+    #[serde(default, alias = "lv", skip_serializing_if = "Option::is_none")]
+    pub level: Option<f64>,
 }
 
-/// `{"method":"LIST_SUBSCRIPTIONS","result":[{"type":"ticker","codes":["KRW-BTC"]}],"ticket":"x"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// The answer to `LIST_SUBSCRIPTIONS`, in the connection's format:
+/// DEFAULT `{"method":"LIST_SUBSCRIPTIONS","result":[{"type":"ticker","codes":["KRW-BTC"]}],"ticket":"x"}`,
+/// SIMPLE `{"mthd":"LIST_SUBSCRIPTIONS","rslt":[{"ty":"ticker","cds":["KRW-BTC"]}],"tckt":"x"}`;
+/// the list formats may wrap either in an array.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct SubscriptionList {
-    #[serde(default)]
+    #[serde(default, alias = "rslt")]
     pub result: Vec<ListedSubscription>,
-    #[serde(default)]
+    #[serde(default, alias = "tckt")]
     pub ticket: Option<String>,
 }

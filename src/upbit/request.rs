@@ -9,6 +9,21 @@ use serde_json::{json, Value};
 
 use super::types::{DataType, Format};
 
+/// Orderbook options: a depth suffix on every orderbook code (`KRW-BTC.5`) and a price grouping.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrderbookOptions {
+    /// Units per orderbook: 1, 5, 15 or 30 (`None`: no suffix, Upbit's default of 30).
+    pub depth: Option<u8>,
+    /// Price grouping unit, sent as Upbit's docs ask: a numeric string (`"10000"`). KRW markets
+    /// only, per Upbit. `None`: not sent.
+    pub level: Option<String>,
+}
+
+impl OrderbookOptions {
+    /// The depths Upbit serves; any other suffix silently gets 30, so the service refuses them.
+    pub const DEPTHS: [u8; 4] = [1, 5, 15, 30];
+}
+
 /// What to receive: for each data type, the set of market codes. Ordered, so the request and
 /// everything derived from it are deterministic.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -95,19 +110,52 @@ impl Subscription {
     /// [{"ticket":"…"},{"type":"ticker","codes":["KRW-BTC"]},{"format":"DEFAULT"}]
     /// ```
     pub fn to_request(&self, ticket: &str, format: Format) -> String {
+        self.to_request_with(ticket, format, &OrderbookOptions::default())
+    }
+
+    /// The request with orderbook options: `{"type":"orderbook","codes":["KRW-BTC.5"],
+    /// "level":"10000"}`. Codes elsewhere (metrics, the API) stay plain.
+    pub fn to_request_with(
+        &self,
+        ticket: &str,
+        format: Format,
+        orderbook: &OrderbookOptions,
+    ) -> String {
         let mut parts = Vec::with_capacity(self.entries.len() + 2);
         parts.push(json!({ "ticket": ticket }));
         for (data_type, codes) in &self.entries {
-            parts.push(json!({ "type": data_type.as_str(), "codes": codes }));
+            if *data_type != DataType::Orderbook {
+                parts.push(json!({ "type": data_type.as_str(), "codes": codes }));
+                continue;
+            }
+            let codes: Vec<String> = match orderbook.depth {
+                Some(depth) => codes.iter().map(|c| format!("{c}.{depth}")).collect(),
+                None => codes.iter().cloned().collect(),
+            };
+            let mut part = json!({ "type": data_type.as_str(), "codes": codes });
+            if let Some(level) = &orderbook.level {
+                part["level"] = json!(level);
+            }
+            parts.push(part);
         }
         parts.push(json!({ "format": format.as_str() }));
         Value::Array(parts).to_string()
     }
 }
 
-/// `[{"ticket":"…"},{"method":"LIST_SUBSCRIPTIONS"}]`: asks Upbit what the connection receives.
-pub fn list_subscriptions_request(ticket: &str) -> String {
-    json!([{ "ticket": ticket }, { "method": "LIST_SUBSCRIPTIONS" }]).to_string()
+/// `[{"ticket":"…"},{"method":"LIST_SUBSCRIPTIONS"},{"format":"…"}]`: asks Upbit what the
+/// connection receives.
+///
+/// It carries the connection's format because Upbit makes a LIST_SUBSCRIPTIONS request's format
+/// the format of the whole connection's stream from then on; without one it falls back to
+/// DEFAULT and a connection configured for SIMPLE or a list format silently changes format.
+pub fn list_subscriptions_request(ticket: &str, format: Format) -> String {
+    json!([
+        { "ticket": ticket },
+        { "method": "LIST_SUBSCRIPTIONS" },
+        { "format": format.as_str() }
+    ])
+    .to_string()
 }
 
 #[cfg(test)]
@@ -121,6 +169,19 @@ mod tests {
         assert_eq!(
             sub.to_request("t-1", Format::Simple),
             r#"[{"ticket":"t-1"},{"codes":["KRW-BTC","KRW-ETH"],"type":"ticker"},{"codes":["KRW-BTC","KRW-ETH"],"type":"trade"},{"format":"SIMPLE"}]"#
+        );
+    }
+
+    #[test]
+    fn orderbook_codes_carry_the_depth_and_the_type_the_level() {
+        let sub = Subscription::uniform([DataType::Orderbook, DataType::Ticker], ["KRW-BTC"]);
+        let options = OrderbookOptions {
+            depth: Some(5),
+            level: Some("10000".into()),
+        };
+        assert_eq!(
+            sub.to_request_with("t", Format::Default, &options),
+            r#"[{"ticket":"t"},{"codes":["KRW-BTC"],"type":"ticker"},{"codes":["KRW-BTC.5"],"level":"10000","type":"orderbook"},{"format":"DEFAULT"}]"#
         );
     }
 
@@ -142,8 +203,8 @@ mod tests {
     #[test]
     fn list_request_shape() {
         assert_eq!(
-            list_subscriptions_request("x"),
-            r#"[{"ticket":"x"},{"method":"LIST_SUBSCRIPTIONS"}]"#
+            list_subscriptions_request("x", Format::SimpleList),
+            r#"[{"ticket":"x"},{"method":"LIST_SUBSCRIPTIONS"},{"format":"SIMPLE_LIST"}]"#
         );
     }
 }
