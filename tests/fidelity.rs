@@ -253,6 +253,20 @@ async fn market_warnings_and_cautions_come_from_the_market_list() {
         2,
         "subscribed codes only"
     );
+    // The data API shows the same listing: names and the market event as Upbit sent them.
+    let (status, market) = app.get_json("/api/v1/markets/KRW-ETH").await;
+    assert_eq!(status, 200, "{market}");
+    let listing = &market["listing"];
+    assert_eq!(listing["english_name"], "Ethereum", "{market}");
+    assert_eq!(listing["market_event"]["warning"], true, "{market}");
+    assert_eq!(
+        listing["market_event"]["caution"]["PRICE_FLUCTUATIONS"], true,
+        "{market}"
+    );
+    assert_eq!(
+        listing["market_event"]["caution"]["TRADING_VOLUME_SOARING"], false,
+        "{market}"
+    );
 
     // An undocumented flag is reported as OTHER; a lifted warning reads 0.
     sim.set_market_event("KRW-ETH", Some(false), &[("SOMETHING_NEW", true)]);

@@ -35,6 +35,11 @@ pub struct MarketEvents {
 }
 
 impl MarketEvents {
+    /// The code's entry in the last market list, if it is listed there.
+    pub fn listing(&self, code: &str) -> Option<&MarketListing> {
+        self.list.get(code)
+    }
+
     /// A new market list: every subscribed code's series follow it.
     pub fn set_list(&mut self, m: &Metrics, list: Arc<HashMap<String, MarketListing>>) {
         self.list = list;

@@ -60,6 +60,8 @@ pub struct LatestMarket {
     pub trade: Option<(Trade, SystemTime)>,
     pub orderbook: Option<(Orderbook, SystemTime)>,
     pub candle: Option<(Candle, SystemTime)>,
+    /// The code's entry in the last market list (names, market event); filled by `GetMarket`.
+    pub listing: Option<crate::upbit::market_list::MarketListing>,
 }
 
 pub struct MetricsActor {
@@ -475,7 +477,9 @@ impl Handler<GetMarket> for MetricsActor {
     type Result = Option<LatestMarket>;
 
     fn handle(&mut self, query: GetMarket, _: &mut Self::Context) -> Self::Result {
-        self.latest(&query.code).cloned()
+        let mut latest = self.latest(&query.code).cloned()?;
+        latest.listing = self.events.listing(&query.code).cloned();
+        Some(latest)
     }
 }
 

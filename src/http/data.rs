@@ -15,6 +15,7 @@ use super::auth::Access;
 use super::error::ApiError;
 use super::AppState;
 use crate::actors::metrics::LatestMarket;
+use crate::upbit::market_list::MarketListing;
 use crate::messages::{GetMarket, GetMarkets};
 use crate::status::unix_seconds;
 use crate::upbit::model::{Candle, Orderbook, Ticker, Trade};
@@ -103,9 +104,23 @@ fn entry(data: MarketData<'_>, received: SystemTime) -> Value {
     serde_json::to_value(Entry::new(data, received)).unwrap_or(Value::Null)
 }
 
+/// A market's entry in Upbit's market list: names and the market event, each as sent (`null`
+/// where the list said nothing).
+fn listing_json(listing: &MarketListing) -> Value {
+    json!({
+        "korean_name": listing.korean_name,
+        "english_name": listing.english_name,
+        "market_event": listing.event.as_ref().map(|e| json!({
+            "warning": e.warning,
+            "caution": e.caution,
+        })),
+    })
+}
+
 fn market_json(code: &str, latest: &LatestMarket) -> Value {
     json!({
         "code": code,
+        "listing": latest.listing.as_ref().map(listing_json),
         "ticker": latest.ticker.as_ref().map(|(t, at)| entry(MarketData::Ticker(t), *at)),
         "trade": latest.trade.as_ref().map(|(t, at)| entry(MarketData::Trade(t), *at)),
         "orderbook": latest.orderbook.as_ref().map(|(o, at)| entry(MarketData::Orderbook(o), *at)),

@@ -148,6 +148,23 @@ try {
   await page.screenshot({ path: sibling("market"), fullPage: true });
   console.log("screenshot:", sibling("market"));
 
+  // A market the market list flags: its warning, caution and names show in the view.
+  const flagged = process.env.LIVE_FLAGGED;
+  check(flagged, "LIVE_FLAGGED is not set: the warning and caution flags cannot be checked");
+  await page.evaluate((c) => { location.hash = c; }, flagged);
+  await wait((c) => document.getElementById("market-code").textContent === c &&
+    [...document.querySelectorAll("#market-flags li")].some((li) => li.textContent === "investment warning"), flagged);
+  const flaggedShows = await page.evaluate(() => ({
+    flags: [...document.querySelectorAll("#market-flags li")].map((li) => li.textContent),
+    name: document.getElementById("market-name").textContent,
+  }));
+  check(flaggedShows.flags.includes("caution: price fluctuations"), `the caution shows: ${flaggedShows.flags}`);
+  check(flaggedShows.name.length > 0, "the coin's name from the market list shows");
+  console.log(`${flagged} (${flaggedShows.name}): ${flaggedShows.flags.join("; ")}`);
+  await wait(() => document.querySelectorAll("#book tbody tr").length >= 10 && document.querySelectorAll("#tape tbody tr").length >= 3);
+  await page.screenshot({ path: sibling("flagged"), fullPage: true });
+  console.log("screenshot:", sibling("flagged"));
+
   // The view on a phone: no horizontal scroll.
   await page.setViewportSize({ width: 390, height: 844 });
   const phoneOverflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);

@@ -187,13 +187,15 @@ function showHeader(t) {
 // Only what a source said is shown: no ticker, no claim either way.
 function showFlags(t, marketEvent) {
   const flags = [];
+  const event = marketEvent || view.marketEvent;
+  // The market list's warning wins; the ticker's deprecated one only while the list is silent.
+  const listSpoke = !!event && typeof event.warning === "boolean";
   if (t) {
     if (t.market_state && t.market_state !== "ACTIVE") flags.push(["warn", "state: " + t.market_state]);
     if (t.is_trading_suspended === true) flags.push(["bad", "trading suspended"]);
-    if (t.market_warning && t.market_warning !== "NONE") flags.push(["warn", "warning: " + t.market_warning]);
+    if (!listSpoke && t.market_warning && t.market_warning !== "NONE") flags.push(["warn", "warning: " + t.market_warning]);
     if (t.delisting_date) flags.push(["bad", "delisting " + t.delisting_date]);
   }
-  const event = marketEvent || view.marketEvent;
   if (event) {
     if (event.warning === true) flags.push(["warn", "investment warning"]);
     for (const [reason, on] of Object.entries(event.caution || {})) {
@@ -345,6 +347,7 @@ async function select(code) {
   $("market").hidden = false;
   document.body.classList.add("viewing");
   $("market-code").textContent = code;
+  $("market-name").textContent = "";
   const r = rows.get(code);
   if (r) r.tr.classList.add("selected");
   if (r && r.ticker) showHeader(r.ticker);
@@ -360,7 +363,11 @@ async function select(code) {
     } else {
       const m = await response.json();
       if (view.code !== code) return;
-      view.marketEvent = m.market_event || null;
+      // The market list's entry: names, and the market event (Upbit's warning and cautions).
+      view.marketEvent = (m.listing && m.listing.market_event) || null;
+      if (m.listing && (m.listing.english_name || m.listing.korean_name)) {
+        $("market-name").textContent = [m.listing.english_name, m.listing.korean_name].filter(Boolean).join(" · ");
+      }
       if (m.ticker) applyTicker(m.ticker);
       else showFlags(null);
       if (m.orderbook) { view.book = m.orderbook.data; renderBook(); }
