@@ -75,7 +75,14 @@ async fn every_krw_market_is_subscribed_from_a_pattern() {
     })
     .await;
     assert_eq!(latest.len(), 1, "one connection when unlimited");
-    let m = app.metrics().await;
+    // The series follow the same change through the metrics actor, on its own schedule: wait for
+    // them rather than assume they are there once the request reached the exchange.
+    let m = eventually("the series of every resolved code", || async {
+        let m = app.metrics().await;
+        (m.get("upbit_subscribed_codes", &[("type", "ticker")]) == expected.len() as f64)
+            .then_some(m)
+    })
+    .await;
     assert_eq!(m.get("upbit_market_list_codes", &[]), 294.0);
     assert_eq!(
         m.get("upbit_market_list_fetches_total", &[("result", "ok")]),
