@@ -23,7 +23,7 @@ use crate::actors::manager::{ManagerConfig, SpawnConnection, SubscriptionManager
 use crate::actors::metrics::MetricsActor;
 use crate::actors::pacing::{RateWindow, RequestBudget};
 use crate::actors::queue::{QueueDepthCollector, StageQueue};
-use crate::control::{load_state, move_aside, StateError};
+use crate::control::{load_state, move_aside, SavedState, StateError};
 use crate::http::{self, AppState};
 use crate::messages::Shutdown;
 use crate::settings::Settings;
@@ -75,7 +75,11 @@ pub async fn start(settings: Settings) -> Result<AppHandle, StartError> {
     let registry = Registry::new();
     let metrics = Metrics::register(&registry).map_err(|e| StartError::Metrics(e.to_string()))?;
     let status = StatusBoard::new();
-    let (subscription, revision) = initial_subscription(&settings);
+    let SavedState {
+        subscription,
+        revision,
+        orderbook: restored_orderbook,
+    } = initial_subscription(&settings);
     let capacity = settings.pipeline.queue_capacity;
     let (decoder_queue, metrics_queue) = (StageQueue::new(capacity), StageQueue::new(capacity));
     registry
@@ -140,7 +144,7 @@ pub async fn start(settings: Settings) -> Result<AppHandle, StartError> {
         let config = ConnectionConfig::from_settings(&settings);
         let attempt_budget = Arc::new(Mutex::new(RateWindow::upbit_connections()));
         let request_budget = Arc::new(Mutex::new(RequestBudget::default()));
-        Box::new(move |index, status, subscription| {
+        Box::new(move |index, status, subscription, orderbook| {
             let peers = ConnectionPeers {
                 link_events: Some(link_events.clone()),
                 decoder: decoder.clone(),
@@ -152,6 +156,7 @@ pub async fn start(settings: Settings) -> Result<AppHandle, StartError> {
             };
             let config = ConnectionConfig {
                 index,
+                orderbook,
                 ..config.clone()
             };
             Supervisor::start_in_arbiter(&arbiter, move |_| {
@@ -168,9 +173,14 @@ pub async fn start(settings: Settings) -> Result<AppHandle, StartError> {
         );
         let details = metrics_actor.clone().recipient();
         SubscriptionManager::start_in_arbiter(&pipeline.handle(), move |_| {
-            SubscriptionManager::new(config, subscription, boards, spawn, sink, metrics)
-                .with_revision(revision)
-                .with_market_details(details)
+            let manager =
+                SubscriptionManager::new(config, subscription, boards, spawn, sink, metrics)
+                    .with_revision(revision)
+                    .with_market_details(details);
+            match restored_orderbook {
+                Some(orderbook) => manager.with_orderbook(orderbook),
+                None => manager,
+            }
         })
     };
 
@@ -200,7 +210,6 @@ pub async fn start(settings: Settings) -> Result<AppHandle, StartError> {
         started: Instant::now(),
         upbit_url: settings.upbit.url.clone(),
         format: settings.upbit.format,
-        orderbook: settings.upbit.orderbook.clone(),
         live: http::live::LiveStream {
             hub: stream.clone(),
             max_codes: settings.control.max_codes,
@@ -253,25 +262,34 @@ pub async fn start(settings: Settings) -> Result<AppHandle, StartError> {
 
 /// The configured subscription (revision 0), or the one an operator set before a restart and
 /// its revision (state file). A file this build cannot use is moved aside, never overwritten.
-fn initial_subscription(settings: &Settings) -> (crate::upbit::Subscription, u64) {
-    let configured = settings.upbit.subscription();
+fn initial_subscription(settings: &Settings) -> SavedState {
+    let configured = SavedState {
+        subscription: settings.upbit.subscription(),
+        revision: 0,
+        orderbook: None,
+    };
     let Some(path) = &settings.control.state_file else {
-        return (configured, 0);
+        return configured;
     };
     match load_state(path) {
         Ok(Some(saved)) => {
             log::info!(
-                "restored subscription from state file path={} pairs={} revision={}",
+                "restored subscription from state file path={} pairs={} revision={} orderbook={}",
                 path.display(),
                 saved.subscription.len(),
-                saved.revision
+                saved.revision,
+                if saved.orderbook.is_some() {
+                    "restored"
+                } else {
+                    "configured"
+                }
             );
-            (saved.subscription, saved.revision)
+            saved
         }
-        Ok(None) => (configured, 0),
+        Ok(None) => configured,
         Err(problem @ StateError::Unreadable { .. }) => {
             log::error!("{problem}; starting with the configured subscription");
-            (configured, 0)
+            configured
         }
         Err(problem) => {
             match move_aside(path) {
@@ -283,7 +301,7 @@ fn initial_subscription(settings: &Settings) -> (crate::upbit::Subscription, u64
                     "{problem}; cannot move it aside ({e}); starting with the configured subscription"
                 ),
             }
-            (configured, 0)
+            configured
         }
     }
 }

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::upbit::request::OrderbookOptions;
 use crate::upbit::types::{entry_problem, is_pattern, pattern_matches};
 use crate::upbit::{DataType, Subscription};
 
@@ -201,7 +202,8 @@ pub fn escape(text: &str) -> String {
 pub const STATE_VERSION: u32 = 2;
 
 /// The state file's content. Version 1 had no revision; version 2 keeps the revision with the
-/// subscription, so that a restart never hands out a revision again.
+/// subscription, so that a restart never hands out a revision again, and the orderbook options
+/// once they were set through the API (absent before: the configured ones apply).
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct StateFile {
@@ -209,6 +211,77 @@ struct StateFile {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     revision: Option<u64>,
     subscription: SubscriptionDoc,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    orderbook: Option<OrderbookDoc>,
+}
+
+/// The orderbook options as JSON (`PUT /api/v1/orderbook`, the state file):
+/// `{"depth":5,"level":"10000"}`; `null` or absent means Upbit's default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderbookDoc {
+    #[serde(default)]
+    pub depth: Option<i64>,
+    #[serde(default)]
+    pub level: Option<LevelDoc>,
+}
+
+/// Largest price grouping unit taken as a JSON number.
+pub const MAX_LEVEL: u64 = 1_000_000_000_000;
+
+/// A price grouping unit as clients send it: Upbit's docs say a numeric string, their table says
+/// a number; both are taken.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum LevelDoc {
+    Text(String),
+    Number(serde_json::Number),
+}
+
+impl OrderbookDoc {
+    /// The options this document asks for; every problem listed (422).
+    pub fn parse(&self) -> Result<OrderbookOptions, ChangeError> {
+        let mut problems = Vec::new();
+        let depth = self.depth.and_then(|d| {
+            OrderbookOptions::parse_depth(d)
+                .map_err(|e| problems.push(format!("depth: {e}")))
+                .ok()
+        });
+        let level = match &self.level {
+            None => None,
+            // `null` means none; an empty string is a mistake, not a way to say it.
+            Some(LevelDoc::Text(text)) if text.is_empty() => {
+                problems.push("level: empty; use null for none".to_owned());
+                None
+            }
+            Some(LevelDoc::Text(text)) => OrderbookOptions::parse_level(text)
+                .map_err(|e| problems.push(format!("level: {}", escape(&e))))
+                .ok()
+                .flatten(),
+            Some(LevelDoc::Number(number)) => match number.as_u64() {
+                Some(n) if n <= MAX_LEVEL => Some(n.to_string()),
+                _ => {
+                    problems.push(format!(
+                        "level: {number} is not a whole number from 0 to {MAX_LEVEL}; send a decimal as a string (\"0.5\")"
+                    ));
+                    None
+                }
+            },
+        };
+        if problems.is_empty() {
+            Ok(OrderbookOptions { depth, level })
+        } else {
+            Err(ChangeError::Invalid(problems))
+        }
+    }
+
+    /// The document form of the options.
+    pub fn of(options: &OrderbookOptions) -> Self {
+        Self {
+            depth: options.depth.map(i64::from),
+            level: options.level.clone().map(LevelDoc::Text),
+        }
+    }
 }
 
 /// What a state file holds.
@@ -217,6 +290,8 @@ pub struct SavedState {
     pub subscription: Subscription,
     /// The revision of that subscription: the service continues from here.
     pub revision: u64,
+    /// Orderbook options set through the API; `None`: the configured ones.
+    pub orderbook: Option<OrderbookOptions>,
 }
 
 /// Why a state file could not be used.
@@ -266,9 +341,15 @@ pub fn load_state(path: &Path) -> Result<Option<SavedState>, StateError> {
         }
     };
     let subscription = parse_doc(&state.subscription).map_err(|e| invalid(e.to_string()))?;
+    let orderbook = state
+        .orderbook
+        .map(|doc| doc.parse())
+        .transpose()
+        .map_err(|e| invalid(format!("orderbook: {e}")))?;
     Ok(Some(SavedState {
         subscription,
         revision,
+        orderbook,
     }))
 }
 
@@ -286,12 +367,18 @@ pub fn move_aside(path: &Path) -> std::io::Result<std::path::PathBuf> {
 }
 
 /// Writes the state file atomically: a temporary file beside it, synced, then renamed.
-pub fn save_state(path: &Path, sub: &Subscription, revision: u64) -> Result<(), String> {
+pub fn save_state(
+    path: &Path,
+    sub: &Subscription,
+    revision: u64,
+    orderbook: Option<&OrderbookOptions>,
+) -> Result<(), String> {
     use std::io::Write;
     let state = StateFile {
         version: STATE_VERSION,
         revision: Some(revision),
         subscription: to_doc(sub),
+        orderbook: orderbook.map(OrderbookDoc::of),
     };
     let json = serde_json::to_vec_pretty(&state).map_err(|e| e.to_string())?;
     let tmp = path.with_extension("tmp");
@@ -390,12 +477,24 @@ mod tests {
             ("ticker", &["KRW-ETH"]),
         ]))
         .unwrap();
-        save_state(&path, &sub, 7).unwrap();
+        save_state(&path, &sub, 7, None).unwrap();
         let saved = SavedState {
             subscription: sub.clone(),
             revision: 7,
+            orderbook: None,
         };
         assert_eq!(load_state(&path), Ok(Some(saved)));
+        // Orderbook options set through the API travel with the subscription.
+        let orderbook = OrderbookOptions {
+            depth: Some(5),
+            level: Some("10000".into()),
+        };
+        save_state(&path, &sub, 8, Some(&orderbook)).unwrap();
+        let restored = load_state(&path).unwrap().unwrap();
+        assert_eq!(
+            (restored.revision, restored.orderbook),
+            (8, Some(orderbook))
+        );
         assert!(!path.with_extension("tmp").exists());
         let problem = |text: &str| {
             std::fs::write(&path, text).unwrap();
@@ -414,6 +513,10 @@ mod tests {
                 .contains("unknown version 3; this build reads versions 1 and 2")
         );
         assert!(problem("{\"version\":2,\"subscription\":{}}").contains("lacks a revision"));
+        assert!(problem(
+            "{\"version\":2,\"revision\":1,\"subscription\":{},\"orderbook\":{\"depth\":7}}"
+        )
+        .contains("orderbook: invalid subscription: depth: 7 is not one of 1, 5, 15, 30"));
         // A version-1 file (no revision) was written by a change: revision 1 at least.
         std::fs::write(
             &path,

@@ -114,6 +114,17 @@ pub struct ChangeSubscription {
     pub expected_revision: Option<u64>,
 }
 
+/// Set the orderbook options every connection sends (`PUT /api/v1/orderbook`); answers the
+/// view, bumps the revision like a subscription change.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<SubscriptionView, crate::control::ChangeError>")]
+pub struct ChangeOrderbook {
+    /// The validated options.
+    pub orderbook: crate::upbit::request::OrderbookOptions,
+    /// Refuse with a conflict unless the current revision is this one.
+    pub expected_revision: Option<u64>,
+}
+
 /// Read the desired subscription.
 #[derive(Message, Debug)]
 #[rtype(result = "SubscriptionView")]
@@ -130,6 +141,8 @@ pub struct SubscriptionView {
     pub resolved: Subscription,
     /// Codes carried by each connection, by index.
     pub connection_codes: Vec<usize>,
+    /// The orderbook options every connection sends.
+    pub orderbook: crate::upbit::request::OrderbookOptions,
 }
 
 /// This connection's share of the resolved subscription (from the SubscriptionManager): sent
@@ -138,6 +151,8 @@ pub struct SubscriptionView {
 #[rtype(result = "()")]
 pub struct SetSubscription {
     pub subscription: Subscription,
+    /// The orderbook options (depth suffix, level) the request carries.
+    pub orderbook: crate::upbit::request::OrderbookOptions,
 }
 
 // --- MetricsActor queries (data API) ----------------------------------------------------------

@@ -590,31 +590,18 @@ fn validate_upbit(mut raw: RawUpbit, problems: &mut Vec<String>) -> UpbitSetting
     });
     let depth = match raw.orderbook_depth {
         0 => None,
-        d if OrderbookOptions::DEPTHS
-            .iter()
-            .any(|ok| i64::from(*ok) == d) =>
-        {
-            Some(d as u8)
-        }
-        d => {
-            problems.push(format!(
-                "upbit.orderbook_depth: {d} is not one of 1, 5, 15, 30 (0 for Upbit's default); Upbit would silently send 30"
-            ));
-            None
-        }
+        d => OrderbookOptions::parse_depth(d)
+            .map_err(|e| {
+                problems.push(format!(
+                    "upbit.orderbook_depth: {e} (0 for Upbit's default)"
+                ))
+            })
+            .ok(),
     };
-    let level = raw.orderbook_level.trim();
-    let level = match level.parse::<f64>() {
-        _ if level.is_empty() => None,
-        Ok(v) if v.is_finite() && v >= 0.0 && level.len() <= 20 => Some(level.to_owned()),
-        _ => {
-            problems.push(format!(
-                "upbit.orderbook_level: {:?} is not a non-negative number such as \"10000\" (\"\" for none)",
-                level.chars().take(20).collect::<String>()
-            ));
-            None
-        }
-    };
+    let level = OrderbookOptions::parse_level(raw.orderbook_level.trim()).unwrap_or_else(|e| {
+        problems.push(format!("upbit.orderbook_level: {e} (\"\" for none)"));
+        None
+    });
     UpbitSettings {
         orderbook: OrderbookOptions { depth, level },
         region,

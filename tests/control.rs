@@ -571,6 +571,7 @@ async fn every_route_in_the_openapi_document_exists_and_answers_as_documented() 
                 continue;
             }
             let body = match method.as_str() {
+                "put" if path == "/api/v1/orderbook" => Some(json!({"depth":15,"level":null})),
                 "put" => Some(json!({"ticker":["KRW-BTC"]})),
                 "patch" => Some(json!({"add":{"trade":["KRW-BTC"]}})),
                 _ => None,

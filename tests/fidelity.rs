@@ -285,6 +285,116 @@ async fn market_warnings_and_cautions_come_from_the_market_list() {
     sim.stop().await;
 }
 
+/// The orderbook options change through the API, on the live link and without a reconnect: the
+/// next request carries the depth suffix and level, the books follow, status and GET show them,
+/// and invalid or unauthenticated changes change nothing.
+#[actix_web::test]
+async fn orderbook_depth_and_level_change_through_the_api() {
+    let sim = start_simulator(|c| c.rate = 5.0).await;
+    let app = spawn_app(
+        &sim.ws_url(),
+        &[
+            ("upbit.types", "orderbook"),
+            ("upbit.codes", "KRW-BTC"),
+            ("control.token", TOKEN),
+        ],
+    )
+    .await;
+    let units = |market: &Value| {
+        market["orderbook"]["data"]["orderbook_units"]
+            .as_array()
+            .map_or(0, Vec::len)
+    };
+    eventually("a 30-unit orderbook", || async {
+        let (_, market) = app.get_json("/api/v1/markets/KRW-BTC").await;
+        (units(&market) == 30).then_some(())
+    })
+    .await;
+    let (status, body) = app.get_json("/api/v1/orderbook").await;
+    assert_eq!(
+        (status, &body),
+        (200, &json!({"revision":0,"depth":null,"level":null}))
+    );
+
+    // Refused, and nothing changes: no token, a depth Upbit would turn into 30, a bad level.
+    let change = json!({"depth": 5, "level": 10000});
+    let (status, _) = app
+        .send("PUT", "/api/v1/orderbook", None, Some(change.clone()))
+        .await;
+    assert_eq!(status, 401);
+    let (status, body) = app
+        .send(
+            "PUT",
+            "/api/v1/orderbook",
+            Some(TOKEN),
+            Some(json!({"depth": 7, "level": "x"})),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("depth: 7 is not one of 1, 5, 15, 30") && message.contains("level"),
+        "{message}"
+    );
+    let (status, body) = app
+        .send(
+            "PUT",
+            "/api/v1/orderbook?revision=3",
+            Some(TOKEN),
+            Some(change.clone()),
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+    let requests_before = sim.stats().requests.len();
+
+    let (status, body) = app
+        .send(
+            "PUT",
+            "/api/v1/orderbook?revision=0",
+            Some(TOKEN),
+            Some(change),
+        )
+        .await;
+    assert_eq!(
+        (status, &body),
+        (200, &json!({"revision":1,"depth":5,"level":"10000"}))
+    );
+    let request = eventually("the new request at the simulator", || async {
+        let stats = sim.stats();
+        stats.requests[requests_before..]
+            .iter()
+            .filter_map(|r| serde_json::from_str::<Vec<Value>>(&r.text).ok())
+            .find(|r| r.iter().any(|part| part["type"] == "orderbook"))
+    })
+    .await;
+    assert_eq!(
+        request[1],
+        json!({"type":"orderbook","codes":["KRW-BTC.5"],"level":"10000"})
+    );
+    eventually("5-unit books on the 10,000 grid", || async {
+        let (_, market) = app.get_json("/api/v1/markets/KRW-BTC").await;
+        let on_grid = market["orderbook"]["data"]["orderbook_units"]
+            .as_array()?
+            .iter()
+            .all(|u| u["ask_price"].as_f64().is_some_and(|p| p % 10_000.0 == 0.0));
+        (units(&market) == 5 && on_grid).then_some(())
+    })
+    .await;
+    let (_, status) = app.get_json("/api/v1/status").await;
+    assert_eq!(status["orderbook"], json!({"depth": 5, "level": "10000"}));
+    assert_eq!(status["subscription"]["revision"], 1);
+    let m = app.metrics().await;
+    assert_eq!(
+        m.get("upbit_connections_total", &[]),
+        1.0,
+        "changed on the live link, no reconnect"
+    );
+    assert!(m.get("upbit_orderbook_best_ask_price", &[("code", "KRW-BTC")]) > 0.0);
+    assert_eq!(decode_errors(&app).await, 0.0);
+    app.shutdown().await;
+    sim.stop().await;
+}
+
 /// While the market list says nothing, the ticker's deprecated `market_warning` is used.
 #[actix_web::test]
 async fn the_tickers_deprecated_warning_is_used_while_the_list_is_silent() {

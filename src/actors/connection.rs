@@ -126,7 +126,8 @@ struct Link {
     last_frame: Instant,
     data_flowed: bool,
     ended: Option<(DisconnectReason, String)>,
-    sent: Option<Subscription>,
+    /// What the last request on this link asked for: the subscription and the orderbook options.
+    sent: Option<(Subscription, OrderbookOptions)>,
     flush_pending: bool,
     fragments: Option<Fragments>,
     /// Data frames of the current socket read, sent as one batch when the read is handled.
@@ -301,7 +302,7 @@ impl ConnectionActor {
     fn send_subscription(&mut self) {
         self.request_budget().reserve(Instant::now());
         if self.subscription.is_empty() {
-            self.link.sent = Some(Subscription::default());
+            self.link.sent = Some((Subscription::default(), self.config.orderbook.clone()));
             log::info!("connected with an empty subscription: idling (pings keep the link open)");
             self.peers.metrics.link_up(self.config.index, true);
             self.peers.status.update(|s| {
@@ -336,7 +337,7 @@ impl ConnectionActor {
         if self.write(ws::Message::Text(list.into())) {
             self.peers.metrics.subscription_requests.inc();
         }
-        self.link.sent = Some(self.subscription.clone());
+        self.link.sent = Some((self.subscription.clone(), self.config.orderbook.clone()));
         self.peers.status.update(|s| {
             s.state = LinkState::Subscribed;
             s.ticket = Some(ticket);
@@ -355,10 +356,13 @@ impl ConnectionActor {
         self.link.flush_pending = true;
         ctx.run_later(at.saturating_duration_since(now), |act, ctx| {
             act.link.flush_pending = false;
-            if act.link.sent.as_ref() == Some(&act.subscription) {
+            let current = act.link.sent.as_ref().is_some_and(|(sub, orderbook)| {
+                *sub == act.subscription && *orderbook == act.config.orderbook
+            });
+            if current {
                 return;
             }
-            let was_subscribed = act.link.sent.as_ref().is_some_and(|s| !s.is_empty());
+            let was_subscribed = act.link.sent.as_ref().is_some_and(|(s, _)| !s.is_empty());
             if act.subscription.is_empty() && was_subscribed {
                 // Upbit rejects `codes: []` and keeps the old set; a fresh link that subscribes
                 // to nothing is the only way to stop the data.
@@ -644,8 +648,9 @@ impl Handler<SetSubscription> for ConnectionActor {
     type Result = ();
 
     fn handle(&mut self, request: SetSubscription, ctx: &mut Self::Context) {
-        if request.subscription != self.subscription {
+        if request.subscription != self.subscription || request.orderbook != self.config.orderbook {
             self.subscription = request.subscription;
+            self.config.orderbook = request.orderbook;
             self.schedule_flush(ctx);
         }
     }

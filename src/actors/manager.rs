@@ -18,13 +18,14 @@ use actix::prelude::*;
 use super::connection::ConnectionActor;
 use crate::control::{assign, part, resolve, save_state, ChangeError};
 use crate::messages::{
-    ChangeSubscription, GetSubscription, MarketListFetched, Reconnect, SetSubscription, Shutdown,
-    SubscriptionChanged, SubscriptionView,
+    ChangeOrderbook, ChangeSubscription, GetSubscription, MarketListFetched, Reconnect,
+    SetSubscription, Shutdown, SubscriptionChanged, SubscriptionView,
 };
 use crate::settings::Settings;
 use crate::status::{StatusBoard, StatusBoards};
 use crate::telemetry::Metrics;
 use crate::upbit::market_list::{parse_market_list, MarketListing};
+use crate::upbit::request::OrderbookOptions;
 use crate::upbit::types::is_pattern;
 use crate::upbit::Subscription;
 
@@ -41,6 +42,8 @@ pub struct ManagerConfig {
     pub per_connection: usize,
     pub market_list_url: String,
     pub refresh: Duration,
+    /// The configured orderbook options (depth suffix, level); the API may change them.
+    pub orderbook: OrderbookOptions,
 }
 
 impl ManagerConfig {
@@ -51,18 +54,24 @@ impl ManagerConfig {
             per_connection: settings.connection.max_codes_per_connection,
             market_list_url: settings.discovery.url.clone(),
             refresh: settings.discovery.refresh,
+            orderbook: settings.upbit.orderbook.clone(),
         }
     }
 }
 
-/// Starts connection `index` with its status board and first subscription.
+/// Starts connection `index` with its status board, first subscription and orderbook options.
 pub type SpawnConnection =
-    Box<dyn Fn(usize, StatusBoard, Subscription) -> Addr<ConnectionActor> + Send>;
+    Box<dyn Fn(usize, StatusBoard, Subscription, OrderbookOptions) -> Addr<ConnectionActor> + Send>;
 
 pub struct SubscriptionManager {
     config: ManagerConfig,
     spec: Subscription,
     revision: u64,
+    /// The orderbook options every connection sends (configured, restored or set by the API).
+    orderbook: OrderbookOptions,
+    /// True once the options came from the API (or a state file that had them): only then are
+    /// they saved, so a configuration change still applies to a service that never had one.
+    orderbook_saved: bool,
     markets: Option<BTreeSet<String>>,
     resolved: Subscription,
     assignment: BTreeMap<String, usize>,
@@ -87,9 +96,10 @@ impl SubscriptionManager {
         metrics: Metrics,
     ) -> Self {
         Self {
-            config,
             spec,
             revision: 0,
+            orderbook: config.orderbook.clone(),
+            orderbook_saved: false,
             markets: None,
             resolved: Subscription::default(),
             assignment: BTreeMap::new(),
@@ -101,6 +111,7 @@ impl SubscriptionManager {
             client: None,
             fetching: false,
             market_details: None,
+            config,
         }
     }
 
@@ -108,6 +119,18 @@ impl SubscriptionManager {
     pub fn with_revision(mut self, revision: u64) -> Self {
         self.revision = revision;
         self
+    }
+
+    /// Orderbook options restored from the state file (set through the API before a restart).
+    pub fn with_orderbook(mut self, orderbook: OrderbookOptions) -> Self {
+        self.orderbook = orderbook;
+        self.orderbook_saved = true;
+        self
+    }
+
+    /// The orderbook options to save with the subscription, if they are the API's.
+    fn saved_orderbook(&self) -> Option<&OrderbookOptions> {
+        self.orderbook_saved.then_some(&self.orderbook)
     }
 
     /// Hands every market list fetched to `recipient` as well.
@@ -187,6 +210,7 @@ impl SubscriptionManager {
             match self.connections.get(index) {
                 Some(connection) => connection.do_send(SetSubscription {
                     subscription: share,
+                    orderbook: self.orderbook.clone(),
                 }),
                 None => {
                     let board = self.boards.get_or_add(index);
@@ -196,7 +220,12 @@ impl SubscriptionManager {
                             share.codes().len()
                         );
                     }
-                    self.connections.push((self.spawn)(index, board, share));
+                    self.connections.push((self.spawn)(
+                        index,
+                        board,
+                        share,
+                        self.orderbook.clone(),
+                    ));
                 }
             }
         }
@@ -346,7 +375,8 @@ impl Handler<ChangeSubscription> for SubscriptionManager {
         }
         if next != self.spec {
             if let Some(path) = &self.config.state_file {
-                save_state(path, &next, self.revision + 1).map_err(ChangeError::Persist)?;
+                save_state(path, &next, self.revision + 1, self.saved_orderbook())
+                    .map_err(ChangeError::Persist)?;
             }
             log::info!(
                 "subscription changed revision={} pairs={} codes={count}",
@@ -374,7 +404,50 @@ impl SubscriptionManager {
             revision: self.revision,
             resolved: self.resolved.clone(),
             connection_codes: connections,
+            orderbook: self.orderbook.clone(),
         }
+    }
+}
+
+impl Handler<ChangeOrderbook> for SubscriptionManager {
+    type Result = Result<SubscriptionView, ChangeError>;
+
+    /// New orderbook options for every connection: persisted, then sent as one replace-all
+    /// message per connection (within Upbit's request limits), like a subscription change.
+    fn handle(&mut self, request: ChangeOrderbook, _: &mut Self::Context) -> Self::Result {
+        if let Some(expected) = request.expected_revision {
+            if expected != self.revision {
+                return Err(ChangeError::Conflict {
+                    expected,
+                    current: self.revision,
+                });
+            }
+        }
+        if request.orderbook != self.orderbook {
+            if let Some(path) = &self.config.state_file {
+                save_state(
+                    path,
+                    &self.spec,
+                    self.revision + 1,
+                    Some(&request.orderbook),
+                )
+                .map_err(ChangeError::Persist)?;
+            }
+            log::info!(
+                "orderbook options changed revision={} depth={} level={}",
+                self.revision + 1,
+                request
+                    .orderbook
+                    .depth
+                    .map_or_else(|| "default".to_owned(), |d| d.to_string()),
+                request.orderbook.level.as_deref().unwrap_or("none"),
+            );
+            self.orderbook = request.orderbook;
+            self.orderbook_saved = true;
+            self.revision += 1;
+            self.distribute();
+        }
+        Ok(self.view())
     }
 }
 

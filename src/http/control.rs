@@ -1,4 +1,5 @@
-//! `/api/v1/status`, `/api/v1/subscriptions` (GET, PUT, PATCH), `/api/v1/reconnect`.
+//! `/api/v1/status`, `/api/v1/subscriptions` (GET, PUT, PATCH), `/api/v1/orderbook` (GET, PUT),
+//! `/api/v1/reconnect`.
 
 use std::time::Instant;
 
@@ -11,10 +12,12 @@ use super::auth::{read_json, Access};
 use super::error::ApiError;
 use super::AppState;
 use crate::control::{
-    escape, parse_doc, to_doc, ChangeError, PatchDoc, SubscriptionChange, SubscriptionDoc,
+    escape, parse_doc, to_doc, ChangeError, OrderbookDoc, PatchDoc, SubscriptionChange,
+    SubscriptionDoc,
 };
 use crate::messages::{
-    ChangeSubscription, GetLastMessageTimes, GetSubscription, Reconnect, SubscriptionView,
+    ChangeOrderbook, ChangeSubscription, GetLastMessageTimes, GetSubscription, Reconnect,
+    SubscriptionView,
 };
 use crate::status::unix_seconds;
 
@@ -118,8 +121,8 @@ pub async fn status(
         "upbit_url": state.upbit_url,
         "format": state.format.as_str(),
         "orderbook": {
-            "depth": state.orderbook.depth,
-            "level": state.orderbook.level,
+            "depth": view.orderbook.depth,
+            "level": view.orderbook.level,
         },
         "connection": connection,
         "connections": connections,
@@ -198,6 +201,54 @@ pub async fn patch_subscriptions(
         (Err(e), _) | (_, Err(e)) => return Err(change_error(e)),
     };
     apply(&state, SubscriptionChange::Patch { add, remove }, revision).await
+}
+
+/// `{"revision":N,"depth":5,"level":"10000"}`: the orderbook options and the revision they
+/// belong to (`null`: Upbit's default).
+fn orderbook_json(view: &SubscriptionView) -> serde_json::Value {
+    json!({
+        "revision": view.revision,
+        "depth": view.orderbook.depth,
+        "level": view.orderbook.level,
+    })
+}
+
+pub async fn get_orderbook(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    state.auth.check(&request, Access::Read)?;
+    let view = state
+        .manager
+        .send(GetSubscription)
+        .await
+        .map_err(|_| unavailable())?;
+    Ok(HttpResponse::Ok().json(orderbook_json(&view)))
+}
+
+/// Sets the depth suffix and price grouping of every orderbook request, on every connection,
+/// without reconnecting (one replace-all message each, within Upbit's request limits).
+pub async fn put_orderbook(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    state.auth.check(&request, Access::Write)?;
+    let revision = revision(&request)?;
+    let doc: OrderbookDoc =
+        read_json(&request, payload, state.max_body_bytes, state.body_timeout).await?;
+    let orderbook = doc.parse().map_err(change_error)?;
+    admit_mutation(&state)?;
+    let view = state
+        .manager
+        .send(ChangeOrderbook {
+            orderbook,
+            expected_revision: revision,
+        })
+        .await
+        .map_err(|_| unavailable())?
+        .map_err(change_error)?;
+    Ok(HttpResponse::Ok().json(orderbook_json(&view)))
 }
 
 pub async fn reconnect(

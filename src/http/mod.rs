@@ -47,8 +47,6 @@ pub struct AppState {
     pub started: Instant,
     pub upbit_url: String,
     pub format: Format,
-    /// Orderbook depth and price grouping sent to Upbit.
-    pub orderbook: crate::upbit::request::OrderbookOptions,
     /// The live stream's hub and limits.
     pub live: live::LiveStream,
 }
@@ -68,6 +66,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::get().to(control::get_subscriptions))
                 .route(web::put().to(control::put_subscriptions))
                 .route(web::patch().to(control::patch_subscriptions)),
+        )
+        .service(
+            resource("/api/v1/orderbook", "GET, PUT")
+                .route(web::get().to(control::get_orderbook))
+                .route(web::put().to(control::put_orderbook)),
         )
         .service(resource("/api/v1/reconnect", "POST").route(web::post().to(control::reconnect)))
         .service(resource("/api/v1/markets", "GET").route(web::get().to(data::markets)))

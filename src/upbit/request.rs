@@ -22,6 +22,40 @@ pub struct OrderbookOptions {
 impl OrderbookOptions {
     /// The depths Upbit serves; any other suffix silently gets 30, so the service refuses them.
     pub const DEPTHS: [u8; 4] = [1, 5, 15, 30];
+
+    /// A depth as configured or asked through the API: one of [`Self::DEPTHS`]; the error says
+    /// what is accepted.
+    pub fn parse_depth(depth: i64) -> Result<u8, String> {
+        Self::DEPTHS
+            .iter()
+            .copied()
+            .find(|ok| i64::from(*ok) == depth)
+            .ok_or_else(|| {
+                format!("{depth} is not one of 1, 5, 15, 30; Upbit would silently send 30")
+            })
+    }
+
+    /// A price grouping unit: a non-negative decimal number (`10000`, `0.5`), kept as the text
+    /// Upbit is sent (its docs ask for a numeric string); empty means none.
+    pub fn parse_level(level: &str) -> Result<Option<String>, String> {
+        if level.is_empty() {
+            return Ok(None);
+        }
+        let decimal = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
+        let valid = level.len() <= 20
+            && match level.split_once('.') {
+                Some((whole, fraction)) => decimal(whole) && decimal(fraction),
+                None => decimal(level),
+            };
+        if valid {
+            Ok(Some(level.to_owned()))
+        } else {
+            Err(format!(
+                "{:?} is not a non-negative decimal number such as \"10000\"",
+                level.chars().take(20).collect::<String>()
+            ))
+        }
+    }
 }
 
 /// What to receive: for each data type, the set of market codes. Ordered, so the request and
