@@ -357,14 +357,7 @@ impl Handler<ChangeSubscription> for SubscriptionManager {
 
     /// Validates against the current state, persists, then applies: all or nothing.
     fn handle(&mut self, request: ChangeSubscription, ctx: &mut Self::Context) -> Self::Result {
-        if let Some(expected) = request.expected_revision {
-            if expected != self.revision {
-                return Err(ChangeError::Conflict {
-                    expected,
-                    current: self.revision,
-                });
-            }
-        }
+        self.check_revision(request.expected_revision)?;
         let next = request.change.apply(&self.spec);
         let count = resolve(&next, self.markets.as_ref()).codes().len();
         if count > self.config.max_codes {
@@ -395,6 +388,17 @@ impl Handler<ChangeSubscription> for SubscriptionManager {
 }
 
 impl SubscriptionManager {
+    /// A conditional change (`?revision=N`) goes ahead only at that revision.
+    fn check_revision(&self, expected: Option<u64>) -> Result<(), ChangeError> {
+        match expected {
+            Some(expected) if expected != self.revision => Err(ChangeError::Conflict {
+                expected,
+                current: self.revision,
+            }),
+            _ => Ok(()),
+        }
+    }
+
     fn view(&self) -> SubscriptionView {
         let connections = (0..self.connections.len())
             .map(|i| self.assignment.values().filter(|at| **at == i).count())
@@ -415,14 +419,7 @@ impl Handler<ChangeOrderbook> for SubscriptionManager {
     /// New orderbook options for every connection: persisted, then sent as one replace-all
     /// message per connection (within Upbit's request limits), like a subscription change.
     fn handle(&mut self, request: ChangeOrderbook, _: &mut Self::Context) -> Self::Result {
-        if let Some(expected) = request.expected_revision {
-            if expected != self.revision {
-                return Err(ChangeError::Conflict {
-                    expected,
-                    current: self.revision,
-                });
-            }
-        }
+        self.check_revision(request.expected_revision)?;
         if request.orderbook != self.orderbook {
             if let Some(path) = &self.config.state_file {
                 save_state(
