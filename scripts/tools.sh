@@ -38,10 +38,10 @@ apt_update_once() {
   sudo_if_needed apt-get update -q >/dev/null || tool_fail "apt-get update failed"
 }
 
-# Simulates installing one package (apt-get install -s): 0 when apt would install it.
+# Simulates installing one package (apt's --simulate): 0 when apt would install it.
 apt_simulate() {
   apt_update_once
-  sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -s -q "$1" >/tmp/upbit-apt-sim.$$ 2>&1
+  sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install --simulate -q "$1" >/tmp/upbit-apt-sim.$$ 2>&1
   local rc=$?
   if [ $rc -ne 0 ]; then grep -E '^( |E:)' /tmp/upbit-apt-sim.$$ | head -5 >&2; fi
   rm -f /tmp/upbit-apt-sim.$$
@@ -56,7 +56,7 @@ apt_ensure() {
   printf '    installing %s (Debian package %s)\n' "$cmd" "$pkg"
   apt_update_once
   sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$pkg" >/tmp/upbit-apt.$$ 2>&1 \
-    || { tail -20 /tmp/upbit-apt.$$ >&2; rm -f /tmp/upbit-apt.$$; tool_fail "cannot install $cmd: apt-get install $pkg failed"; }
+    || { tail -20 /tmp/upbit-apt.$$ >&2; rm -f /tmp/upbit-apt.$$; tool_fail "cannot install $cmd: apt refused the Debian package $pkg (its output is above)"; }
   rm -f /tmp/upbit-apt.$$
   command -v "$cmd" >/dev/null 2>&1 || tool_fail "$cmd is still missing after installing the Debian package $pkg"
 }
@@ -113,7 +113,7 @@ ensure_image_tools() {
 # --- the doctor -----------------------------------------------------------------------------
 
 # Lists what is present and what would be installed, and simulates each install. With `all`,
-# simulates every Debian install as if the machine were new (apt-get install -s of a present
+# simulates every Debian install as if the machine were new (apt's simulation of a present
 # package succeeds, and a conflict such as Debian's npm beside a vendor Node.js shows up).
 # Exits non-zero, naming them, when some missing tool cannot be installed.
 doctor() {
@@ -146,10 +146,10 @@ doctor() {
     fi
     planned=$((planned + 1))
     if apt_simulate "$pkg"; then
-      printf '  %-9s %-12s apt-get install %s: simulated ok (%s)\n' \
+      printf '  %-9s %-12s Debian package %s: install simulated, ok (%s)\n' \
         "$(command -v "$cmd" >/dev/null 2>&1 && echo present || echo install)" "$cmd" "$pkg" "$why"
     else
-      printf '  BLOCKED   %-12s apt-get install %s would fail (%s)\n' "$cmd" "$pkg" "$why"
+      printf '  BLOCKED   %-12s Debian package %s: install simulated, refused (%s)\n' "$cmd" "$pkg" "$why"
       problems+=("$cmd ($pkg)")
     fi
   done
@@ -164,9 +164,9 @@ doctor() {
     for pkg in nodejs npm; do
       planned=$((planned + 1))
       if apt_simulate "$pkg"; then
-        printf '  install   %-12s apt-get install %s: simulated ok\n' "$pkg" "$pkg"
+        printf '  install   %-12s Debian package %s: install simulated, ok\n' "$pkg" "$pkg"
       else
-        printf '  BLOCKED   %-12s apt-get install %s would fail\n' "$pkg" "$pkg"
+        printf '  BLOCKED   %-12s Debian package %s: install simulated, refused\n' "$pkg" "$pkg"
         problems+=("$pkg")
       fi
     done
