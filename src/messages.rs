@@ -164,10 +164,19 @@ pub struct GetMarkets;
 
 /// The latest data of one code; `None` when it is not subscribed.
 #[derive(Message, Debug)]
-#[rtype(result = "Option<crate::actors::metrics::LatestMarket>")]
+#[rtype(result = "Option<MarketView>")]
 pub struct GetMarket {
     /// A validated market code.
     pub code: String,
+}
+
+/// One code's latest data and its entry in the last market list.
+#[derive(Debug, Clone)]
+pub struct MarketView {
+    /// The latest message of each kind.
+    pub latest: crate::actors::metrics::LatestMarket,
+    /// The code's entry in the last market list (names, market event), if it is listed there.
+    pub listing: Option<upbit::market_list::MarketListing>,
 }
 
 /// Unix time of the last message received, per data type.

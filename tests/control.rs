@@ -605,15 +605,10 @@ async fn every_route_in_the_openapi_document_exists_and_answers_as_documented() 
 
 /// The real binary on a free port with a token and a state file.
 async fn spawn_binary(sim: &SimulatorHandle, state: &str) -> (std::process::Child, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let base = format!("http://127.0.0.1:{port}");
+    let addr = format!("127.0.0.1:{}", free_port());
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_upbit-exporter"))
         .env("UPBIT_EXPORTER__UPBIT__URL", sim.ws_url())
-        .env("UPBIT_EXPORTER__HTTP__LISTEN", format!("127.0.0.1:{port}"))
+        .env("UPBIT_EXPORTER__HTTP__LISTEN", &addr)
         .env("UPBIT_EXPORTER__CONTROL__TOKEN", TOKEN)
         .env("UPBIT_EXPORTER__CONTROL__STATE_FILE", state)
         .env("RUST_LOG", "warn")
@@ -621,17 +616,8 @@ async fn spawn_binary(sim: &SimulatorHandle, state: &str) -> (std::process::Chil
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("service binary starts");
-    let client = awc::Client::default();
-    eventually("serving", || async {
-        when(
-            client
-                .get(format!("{base}/healthz"))
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == 200),
-        )
-    })
-    .await;
+    until_serving(&addr).await;
+    let base = format!("http://{addr}");
     (child, base)
 }
 

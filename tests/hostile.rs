@@ -354,11 +354,7 @@ async fn hostile_bodies_are_refused_whole() {
 #[actix_web::test]
 async fn control_characters_in_input_never_reach_the_logs_raw() {
     let sim = start_simulator(|c| c.rate = 0.0).await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let addr = format!("127.0.0.1:{port}");
     let child = Command::new(env!("CARGO_BIN_EXE_upbit-exporter"))
         .env("UPBIT_EXPORTER__UPBIT__URL", sim.ws_url())
@@ -372,18 +368,7 @@ async fn control_characters_in_input_never_reach_the_logs_raw() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("service starts");
-    let health = format!("http://{addr}/healthz");
-    let client = awc::Client::default();
-    eventually("serving", || async {
-        when(
-            client
-                .get(&health)
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == 200),
-        )
-    })
-    .await;
+    until_serving(&addr).await;
     let auth = format!("Bearer {TOKEN}");
     let headers = [
         ("Authorization", auth.as_str()),
@@ -509,11 +494,7 @@ async fn a_body_that_stops_arriving_is_cut_off_with_408() {
 #[actix_web::test]
 async fn malformed_requests_do_not_log_at_error_and_a_huge_uri_gets_a_4xx() {
     let sim = start_simulator(|c| c.rate = 0.0).await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let addr = format!("127.0.0.1:{port}");
     // The default log filter, as in production (no RUST_LOG).
     let child = Command::new(env!("CARGO_BIN_EXE_upbit-exporter"))
@@ -524,18 +505,7 @@ async fn malformed_requests_do_not_log_at_error_and_a_huge_uri_gets_a_4xx() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("service starts");
-    let health = format!("http://{addr}/healthz");
-    let client = awc::Client::default();
-    eventually("serving", || async {
-        when(
-            client
-                .get(&health)
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == 200),
-        )
-    })
-    .await;
+    until_serving(&addr).await;
     for i in 0..50 {
         let (status, _) = raw(&addr, format!("GARBAGE {i} \x01\x02\r\n\r\n").as_bytes());
         assert!(status == 0 || (400..500).contains(&status), "{status}");
@@ -546,11 +516,8 @@ async fn malformed_requests_do_not_log_at_error_and_a_huge_uri_gets_a_4xx() {
         matches!(status, 400 | 414 | 431),
         "a 64 KiB URI is refused before routing, got {status}"
     );
-    assert_eq!(
-        client.get(&health).send().await.unwrap().status(),
-        200,
-        "still serving"
-    );
+    let (status, _) = raw(&addr, &request("GET", "/healthz", &[], b""));
+    assert_eq!(status, 200, "still serving");
     let kill = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

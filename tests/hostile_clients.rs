@@ -220,11 +220,7 @@ impl Drop for Service {
 }
 
 async fn spawn_service(ws_url: &str, extra: &[(&str, &str)]) -> Service {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let log = std::env::temp_dir().join(format!("upbit-hostile-clients-{port}.log"));
     let mut command = Command::new(env!("CARGO_BIN_EXE_upbit-exporter"));
@@ -242,18 +238,7 @@ async fn spawn_service(ws_url: &str, extra: &[(&str, &str)]) -> Service {
         addr,
         log,
     };
-    let client = awc::Client::default();
-    let health = format!("http://{addr}/healthz");
-    eventually("serving", || async {
-        when(
-            client
-                .get(&health)
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == 200),
-        )
-    })
-    .await;
+    until_serving(&addr.to_string()).await;
     service
 }
 

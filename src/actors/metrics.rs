@@ -15,7 +15,7 @@ use super::market_events::MarketEvents;
 use super::queue::StageQueue;
 use crate::messages::{
     FramesDecoded, GetLastMessageTimes, GetMarket, GetMarkets, LinkChanged, MarketListFetched,
-    SubscriptionChanged,
+    MarketView, SubscriptionChanged,
 };
 use crate::status::unix_seconds;
 use crate::stream::Publisher;
@@ -60,8 +60,6 @@ pub struct LatestMarket {
     pub trade: Option<(Trade, SystemTime)>,
     pub orderbook: Option<(Orderbook, SystemTime)>,
     pub candle: Option<(Candle, SystemTime)>,
-    /// The code's entry in the last market list (names, market event); filled by `GetMarket`.
-    pub listing: Option<crate::upbit::market_list::MarketListing>,
 }
 
 pub struct MetricsActor {
@@ -474,12 +472,13 @@ impl Handler<GetMarkets> for MetricsActor {
 }
 
 impl Handler<GetMarket> for MetricsActor {
-    type Result = Option<LatestMarket>;
+    type Result = Option<MarketView>;
 
     fn handle(&mut self, query: GetMarket, _: &mut Self::Context) -> Self::Result {
-        let mut latest = self.latest(&query.code).cloned()?;
-        latest.listing = self.events.listing(&query.code).cloned();
-        Some(latest)
+        Some(MarketView {
+            latest: self.latest(&query.code).cloned()?,
+            listing: self.events.listing(&query.code).cloned(),
+        })
     }
 }
 

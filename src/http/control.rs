@@ -87,12 +87,7 @@ pub async fn status(
     request: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    state.auth.check(&request, Access::Read)?;
-    let view = state
-        .manager
-        .send(GetSubscription)
-        .await
-        .map_err(|_| unavailable())?;
+    let view = read_view(&request, &state).await?;
     let last = state
         .metrics_actor
         .send(GetLastMessageTimes)
@@ -136,17 +131,21 @@ pub async fn status(
     })))
 }
 
+/// A read route's start: the read policy, then the manager's current view.
+async fn read_view(request: &HttpRequest, state: &AppState) -> Result<SubscriptionView, ApiError> {
+    state.auth.check(request, Access::Read)?;
+    state
+        .manager
+        .send(GetSubscription)
+        .await
+        .map_err(|_| unavailable())
+}
+
 pub async fn get_subscriptions(
     request: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    state.auth.check(&request, Access::Read)?;
-    let view = state
-        .manager
-        .send(GetSubscription)
-        .await
-        .map_err(|_| unavailable())?;
-    Ok(HttpResponse::Ok().json(view_json(&view)))
+    Ok(HttpResponse::Ok().json(view_json(&read_view(&request, &state).await?)))
 }
 
 async fn apply(
@@ -168,15 +167,26 @@ async fn apply(
     Ok(HttpResponse::Ok().json(view_json(&view)))
 }
 
+/// The shared start of every change: the token (before anything else is looked at), then
+/// `?revision`, then the JSON body.
+async fn authorized_change<T: serde::de::DeserializeOwned>(
+    request: &HttpRequest,
+    state: &AppState,
+    payload: web::Payload,
+) -> Result<(Option<u64>, T), ApiError> {
+    state.auth.check(request, Access::Write)?;
+    let revision = revision(request)?;
+    let body = read_json(request, payload, state.max_body_bytes, state.body_timeout).await?;
+    Ok((revision, body))
+}
+
 pub async fn put_subscriptions(
     request: HttpRequest,
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    state.auth.check(&request, Access::Write)?;
-    let revision = revision(&request)?;
-    let doc: SubscriptionDoc =
-        read_json(&request, payload, state.max_body_bytes, state.body_timeout).await?;
+    let (revision, doc): (_, SubscriptionDoc) =
+        authorized_change(&request, &state, payload).await?;
     let next = parse_doc(&doc).map_err(change_error)?;
     apply(&state, SubscriptionChange::Replace(next), revision).await
 }
@@ -186,10 +196,7 @@ pub async fn patch_subscriptions(
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    state.auth.check(&request, Access::Write)?;
-    let revision = revision(&request)?;
-    let patch: PatchDoc =
-        read_json(&request, payload, state.max_body_bytes, state.body_timeout).await?;
+    let (revision, patch): (_, PatchDoc) = authorized_change(&request, &state, payload).await?;
     let add = parse_doc(&patch.add);
     let remove = parse_doc(&patch.remove);
     let (add, remove) = match (add, remove) {
@@ -217,13 +224,7 @@ pub async fn get_orderbook(
     request: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    state.auth.check(&request, Access::Read)?;
-    let view = state
-        .manager
-        .send(GetSubscription)
-        .await
-        .map_err(|_| unavailable())?;
-    Ok(HttpResponse::Ok().json(orderbook_json(&view)))
+    Ok(HttpResponse::Ok().json(orderbook_json(&read_view(&request, &state).await?)))
 }
 
 /// Sets the depth suffix and price grouping of every orderbook request, on every connection,
@@ -233,10 +234,7 @@ pub async fn put_orderbook(
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    state.auth.check(&request, Access::Write)?;
-    let revision = revision(&request)?;
-    let doc: OrderbookDoc =
-        read_json(&request, payload, state.max_body_bytes, state.body_timeout).await?;
+    let (revision, doc): (_, OrderbookDoc) = authorized_change(&request, &state, payload).await?;
     let orderbook = doc.parse().map_err(change_error)?;
     admit_mutation(&state)?;
     let view = state

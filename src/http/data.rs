@@ -14,8 +14,7 @@ use serde_json::{json, Value};
 use super::auth::Access;
 use super::error::ApiError;
 use super::AppState;
-use crate::actors::metrics::LatestMarket;
-use crate::messages::{GetMarket, GetMarkets};
+use crate::messages::{GetMarket, GetMarkets, MarketView};
 use crate::status::unix_seconds;
 use crate::upbit::market_list::MarketListing;
 use crate::upbit::model::{Candle, Orderbook, Ticker, Trade};
@@ -117,10 +116,11 @@ fn listing_json(listing: &MarketListing) -> Value {
     })
 }
 
-fn market_json(code: &str, latest: &LatestMarket) -> Value {
+fn market_json(code: &str, view: &MarketView) -> Value {
+    let latest = &view.latest;
     json!({
         "code": code,
-        "listing": latest.listing.as_ref().map(listing_json),
+        "listing": view.listing.as_ref().map(listing_json),
         "ticker": latest.ticker.as_ref().map(|(t, at)| entry(MarketData::Ticker(t), *at)),
         "trade": latest.trade.as_ref().map(|(t, at)| entry(MarketData::Trade(t), *at)),
         "orderbook": latest.orderbook.as_ref().map(|(o, at)| entry(MarketData::Orderbook(o), *at)),
@@ -178,7 +178,7 @@ pub async fn market(
         .await
         .map_err(|_| unavailable())?;
     match latest {
-        Some(latest) => Ok(HttpResponse::Ok().json(market_json(&code, &latest))),
+        Some(view) => Ok(HttpResponse::Ok().json(market_json(&code, &view))),
         None => Err(ApiError::not_found(format!(
             "{code} is not subscribed; see GET /api/v1/subscriptions"
         ))),

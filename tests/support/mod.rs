@@ -213,6 +213,30 @@ where
     }
 }
 
+/// A loopback port that was free a moment ago (for a service the test starts as a process).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
+/// Waits until the service at `addr` (`127.0.0.1:PORT`) answers `/healthz` with 200.
+pub async fn until_serving(addr: &str) {
+    let client = awc::Client::default();
+    let health = format!("http://{addr}/healthz");
+    eventually("serving", || async {
+        when(
+            client
+                .get(&health)
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200),
+        )
+    })
+    .await;
+}
+
 /// `Some(())` when `cond` holds, for `eventually`.
 pub fn when(cond: bool) -> Option<()> {
     cond.then_some(())
