@@ -937,30 +937,42 @@ mod tests {
 
         use super::super::*;
 
-        /// Every key an operator can set through the environment.
-        const KEYS: [&str; 21] = [
-            "UPBIT_EXPORTER__UPBIT__URL",
-            "UPBIT_EXPORTER__UPBIT__CODES",
-            "UPBIT_EXPORTER__UPBIT__TYPES",
-            "UPBIT_EXPORTER__UPBIT__FORMAT",
-            "UPBIT_EXPORTER__CONNECTION__PING_INTERVAL",
-            "UPBIT_EXPORTER__CONNECTION__IDLE_TIMEOUT",
-            "UPBIT_EXPORTER__CONNECTION__BACKOFF_MIN",
-            "UPBIT_EXPORTER__CONNECTION__BACKOFF_MAX",
-            "UPBIT_EXPORTER__CONNECTION__CONNECT_TIMEOUT",
-            "UPBIT_EXPORTER__CONNECTION__BAN_PENALTY",
-            "UPBIT_EXPORTER__PIPELINE__QUEUE_CAPACITY",
-            "UPBIT_EXPORTER__PIPELINE__MAX_FRAME_BYTES",
-            "UPBIT_EXPORTER__HTTP__LISTEN",
-            "UPBIT_EXPORTER__HTTP__WORKERS",
-            "UPBIT_EXPORTER__CONTROL__TOKEN",
-            "UPBIT_EXPORTER__CONTROL__MAX_CODES",
-            "UPBIT_EXPORTER__CONTROL__MAX_BODY_BYTES",
-            "UPBIT_EXPORTER__CONTROL__PROTECT_READS",
-            "UPBIT_EXPORTER__DISCOVERY__URL",
-            "UPBIT_EXPORTER__DISCOVERY__REFRESH",
-            "UPBIT_EXPORTER__CONNECTION__MAX_CODES_PER_CONNECTION",
-        ];
+        /// Every key an operator can set through the environment, read from the documented
+        /// defaults (config/default.toml) so a new key is covered the day it is added.
+        fn keys() -> Vec<String> {
+            let mut section = String::new();
+            let mut keys = Vec::new();
+            for line in DEFAULT_TOML.lines().map(str::trim) {
+                if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                    section = name.to_uppercase();
+                } else if let Some((key, _)) =
+                    line.split_once('=').filter(|_| !line.starts_with('#'))
+                {
+                    keys.push(format!(
+                        "{ENV_PREFIX}__{section}__{}",
+                        key.trim().to_uppercase()
+                    ));
+                }
+            }
+            keys
+        }
+
+        #[test]
+        fn the_key_list_covers_every_section() {
+            let keys = keys();
+            assert!(keys.len() >= 30, "{keys:?}");
+            for key in [
+                "UPBIT__REGION",
+                "CONTROL__BODY_TIMEOUT",
+                "STREAM__MAX_CONSUMERS_PER_ADDRESS",
+                "DISCOVERY__REFRESH",
+            ] {
+                assert!(
+                    keys.iter().any(|k| k.ends_with(key)),
+                    "{key} missing from {keys:?}"
+                );
+            }
+        }
 
         fn hostile_value() -> impl Strategy<Value = String> {
             prop_oneof![
@@ -978,11 +990,12 @@ mod tests {
             /// Any value for any key loads or is refused with a message; never a panic.
             #[test]
             fn any_environment_loads_or_is_refused_with_a_message(
-                pairs in prop::collection::vec((0usize..KEYS.len(), hostile_value()), 1..5),
+                pairs in prop::collection::vec((0usize..64, hostile_value()), 1..5),
             ) {
+                let keys = keys();
                 let env = pairs
                     .into_iter()
-                    .map(|(k, v)| (KEYS[k].to_owned(), v))
+                    .map(|(k, v)| (keys[k % keys.len()].clone(), v))
                     .collect();
                 if let Err(error) = Settings::load(Sources { file: None, env }) {
                     prop_assert!(!error.to_string().is_empty());
