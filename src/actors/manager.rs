@@ -290,7 +290,7 @@ impl SubscriptionManager {
                     .inc();
                 let kept = match &self.markets {
                     Some(list) => format!("keeping the last list of {} markets", list.len()),
-                    None => "patterns match nothing until a fetch succeeds".to_owned(),
+                    None => "until a fetch succeeds, patterns match nothing and market warnings stay unknown".to_owned(),
                 };
                 log::warn!(
                     "market list fetch failed url={}: {error}; {kept}",
