@@ -7,6 +7,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::text::escape;
 use crate::upbit::request::OrderbookOptions;
 use crate::upbit::types::{entry_problem, is_pattern, pattern_matches};
 use crate::upbit::{DataType, Subscription};
@@ -92,7 +93,7 @@ pub fn parse_doc(doc: &SubscriptionDoc) -> Result<Subscription, ChangeError> {
         let data_type = match name.parse::<DataType>() {
             Ok(t) => t,
             Err(e) => {
-                problems.push(escape(&e));
+                problems.push(escape(&e, 300));
                 continue;
             }
         };
@@ -189,15 +190,6 @@ pub fn to_doc(sub: &Subscription) -> SubscriptionDoc {
         .collect()
 }
 
-/// `text` with control and non-ASCII characters escaped, at most 300 characters: safe to put in
-/// an error message or a log line whatever a client sent.
-pub fn escape(text: &str) -> String {
-    text.chars()
-        .flat_map(char::escape_default)
-        .take(300)
-        .collect()
-}
-
 /// The state file's format version written by this build.
 pub const STATE_VERSION: u32 = 2;
 
@@ -255,7 +247,7 @@ impl OrderbookDoc {
                 None
             }
             Some(LevelDoc::Text(text)) => OrderbookOptions::parse_level(text)
-                .map_err(|e| problems.push(format!("level: {}", escape(&e))))
+                .map_err(|e| problems.push(format!("level: {}", escape(&e, 300))))
                 .ok()
                 .flatten(),
             Some(LevelDoc::Number(number)) => match number.as_u64() {

@@ -2,6 +2,7 @@
 pub mod actors;
 pub mod app;
 pub mod cli;
+pub mod clock;
 pub mod control;
 pub mod duration;
 pub mod frame_limit;
@@ -12,6 +13,7 @@ pub mod simulator;
 pub mod status;
 pub mod stream;
 pub mod telemetry;
+pub mod text;
 pub mod upbit;
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C).

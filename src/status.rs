@@ -7,6 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 
+use crate::clock::unix_seconds;
 use crate::upbit::model::ListedSubscription;
 
 /// Where the connection is in its life cycle.
@@ -56,13 +57,6 @@ struct Inner {
     epoch: Instant,
     /// Milliseconds since `epoch` of the last frame of any kind, 0 for never.
     last_frame_ms: AtomicU64,
-}
-
-/// Unix time in seconds, as a float (Prometheus' and our JSON's convention).
-pub fn unix_seconds(at: SystemTime) -> f64 {
-    at.duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }
 
 impl Default for StatusBoard {

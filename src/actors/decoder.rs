@@ -16,7 +16,7 @@ use crate::status::StatusBoards;
 use crate::telemetry::events::{DecodeFailed, FieldSkipped, MessagesDropped, ServerErrorReceived};
 use crate::telemetry::{LogThrottle, Metrics};
 use crate::upbit::decode::decode_frame_lenient_with;
-use crate::upbit::{DataType, DecodeError, Message};
+use crate::upbit::{DecodeError, Message};
 
 /// How often a flood of bad frames or drops may write a log line.
 const LOG_EVERY: Duration = Duration::from_secs(10);
@@ -104,8 +104,8 @@ impl Handler<FramesReceived> for DecoderActor {
         for payload in &batch.payloads {
             let before = messages.len();
             self.decode(batch.connection, payload, &mut messages);
-            if let Some(first) = messages.get(before) {
-                frame_sizes.push((data_type(first), payload.len()));
+            if let Some(data_type) = messages.get(before).and_then(Message::data_type) {
+                frame_sizes.push((data_type, payload.len()));
             }
         }
         self.inbound.release(frames);
@@ -185,16 +185,6 @@ impl DecoderActor {
         for error in &failures {
             self.decode_failed(error, payload);
         }
-    }
-}
-
-/// The data type of a market message.
-fn data_type(message: &Message) -> DataType {
-    match message {
-        Message::Trade(_) => DataType::Trade,
-        Message::Orderbook(_) => DataType::Orderbook,
-        Message::Candle(c) => DataType::Candle(c.interval),
-        _ => DataType::Ticker,
     }
 }
 

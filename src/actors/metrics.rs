@@ -13,16 +13,16 @@ use prometheus::{Counter, Gauge, Histogram, IntCounter, IntGauge};
 
 use super::market_events::MarketEvents;
 use super::queue::StageQueue;
+use crate::clock::{date_to_unix_seconds, unix_seconds};
 use crate::messages::{
     FramesDecoded, GetLastMessageTimes, GetMarket, GetMarkets, LinkChanged, MarketListFetched,
     MarketView, SubscriptionChanged,
 };
-use crate::status::unix_seconds;
 use crate::stream::Publisher;
 use crate::telemetry::events::MessagesDropped;
 use crate::telemetry::{LogThrottle, Metrics};
 use crate::upbit::model::{Candle, Orderbook, Ticker, Trade};
-use crate::upbit::types::Side;
+use crate::upbit::types::{market_code, Side};
 use crate::upbit::{DataType, Message, Subscription};
 
 /// Series of one subscribed (type, code) pair.
@@ -226,7 +226,7 @@ impl MetricsActor {
             Message::Candle(c) => (DataType::Candle(c.interval), std::mem::take(&mut c.code)),
             _ => return true,
         };
-        let key = strip_depth(&code);
+        let key = market_code(&code);
         let m = &self.metrics;
         let Some(series) = self.codes.get_mut(key) else {
             return false;
@@ -375,11 +375,6 @@ fn update_market_state(series: &mut CodeSeries, m: &Metrics, code: &str, state: 
     series.market_state = Some((label.to_owned(), gauge));
 }
 
-/// `KRW-BTC.15` (an orderbook depth suffix) → `KRW-BTC`.
-fn strip_depth(code: &str) -> &str {
-    code.split_once('.').map_or(code, |(c, _)| c)
-}
-
 impl Actor for MetricsActor {
     type Context = Context<Self>;
 
@@ -497,44 +492,5 @@ impl Handler<GetLastMessageTimes> for MetricsActor {
             }
         }
         actix::MessageResult(last)
-    }
-}
-
-/// `2024-06-13` or `20240613` as the Unix time of 00:00 UTC that day.
-fn date_to_unix_seconds(date: &str) -> Option<f64> {
-    let digits: String = date.chars().filter(|c| *c != '-').collect();
-    if digits.len() != 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let (y, m, d): (i64, i64, i64) = (
-        digits[0..4].parse().ok()?,
-        digits[4..6].parse().ok()?,
-        digits[6..8].parse().ok()?,
-    );
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
-        return None;
-    }
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some((days * 86_400) as f64)
-}
-
-#[cfg(test)]
-mod date_tests {
-    use super::date_to_unix_seconds;
-
-    #[test]
-    fn delisting_dates_become_unix_midnights() {
-        assert_eq!(date_to_unix_seconds("1970-01-01"), Some(0.0));
-        assert_eq!(date_to_unix_seconds("2024-06-13"), Some(1_718_236_800.0));
-        assert_eq!(date_to_unix_seconds("20000301"), Some(951_868_800.0));
-        assert_eq!(date_to_unix_seconds("2024-13-01"), None);
-        assert_eq!(date_to_unix_seconds("soon"), None);
     }
 }

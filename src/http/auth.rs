@@ -9,7 +9,8 @@ use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
-use crate::control::{escape, Secret};
+use crate::control::Secret;
+use crate::text::escape;
 
 /// Which kind of route is asking.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,7 +110,7 @@ pub async fn read_json<T: DeserializeOwned>(
     serde_json::from_slice::<UniqueKeys>(&body)
         .and_then(|_| serde_json::from_slice(&body))
         .map_err(|e| {
-            let message = escape(&e.to_string());
+            let message = escape(&e.to_string(), 300);
             if e.is_data() {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", message)
             } else {

@@ -11,15 +11,15 @@ use serde_json::json;
 use super::auth::{read_json, Access};
 use super::error::ApiError;
 use super::AppState;
+use crate::clock::unix_seconds;
 use crate::control::{
-    escape, parse_doc, to_doc, ChangeError, OrderbookDoc, PatchDoc, SubscriptionChange,
-    SubscriptionDoc,
+    parse_doc, to_doc, ChangeError, OrderbookDoc, PatchDoc, SubscriptionChange, SubscriptionDoc,
 };
 use crate::messages::{
     ChangeOrderbook, ChangeSubscription, GetLastMessageTimes, GetSubscription, Reconnect,
     SubscriptionView,
 };
-use crate::status::unix_seconds;
+use crate::text::escape;
 
 /// `?revision=N` on PUT and PATCH: apply only if the subscription is still at revision N.
 #[derive(Debug, Deserialize)]
@@ -37,7 +37,7 @@ fn revision(request: &HttpRequest) -> Result<Option<u64>, ApiError> {
             ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "invalid_query",
-                format!("{}; accepted: revision", escape(&e.to_string())),
+                format!("{}; accepted: revision", escape(&e.to_string(), 300)),
             )
         })
 }

@@ -14,8 +14,8 @@ use serde_json::{json, Value};
 use super::auth::Access;
 use super::error::ApiError;
 use super::AppState;
+use crate::clock::unix_ms;
 use crate::messages::{GetMarket, GetMarkets, MarketView};
-use crate::status::unix_seconds;
 use crate::upbit::market_list::MarketListing;
 use crate::upbit::model::{Candle, Orderbook, Ticker, Trade};
 use crate::upbit::types::code_problem;
@@ -77,7 +77,7 @@ impl<'a> Entry<'a> {
             MarketData::Orderbook(o) => (o.timestamp, None),
             MarketData::Candle(c) => (c.timestamp, Some(DataType::Candle(c.interval).as_str())),
         };
-        let received_ms = (unix_seconds(received) * 1000.0).round() as u64;
+        let received_ms = unix_ms(received);
         Self {
             event: None,
             candle_type,

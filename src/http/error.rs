@@ -1,6 +1,6 @@
 //! JSON errors: every error the HTTP surface returns is `{"error":{"code":..,"message":..}}`.
 
-use crate::control::escape;
+use crate::text::escape;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use serde_json::json;
@@ -55,12 +55,7 @@ impl ResponseError for ApiError {
 
 /// The default service: unknown routes get a JSON 404 that names the routes that exist.
 pub async fn not_found(request: HttpRequest) -> HttpResponse {
-    let path: String = request
-        .path()
-        .chars()
-        .take(100)
-        .flat_map(char::escape_default)
-        .collect();
+    let path = escape(request.path(), 100);
     ApiError::not_found(format!(
         "no route for {} {path}; see /api/v1/openapi.json, /metrics, /healthz, /readyz",
         request.method()
@@ -76,7 +71,7 @@ pub fn query_error(
     ApiError::new(
         StatusCode::BAD_REQUEST,
         "invalid_query",
-        escape(&error.to_string()),
+        escape(&error.to_string(), 300),
     )
     .into()
 }
@@ -86,7 +81,7 @@ pub fn path_error(error: actix_web::error::PathError, _: &HttpRequest) -> actix_
     ApiError::new(
         StatusCode::BAD_REQUEST,
         "invalid_path",
-        escape(&error.to_string()),
+        escape(&error.to_string(), 300),
     )
     .into()
 }

@@ -30,11 +30,11 @@ use tokio::time::{interval_at, Instant, Interval};
 use super::auth::Access;
 use super::error::ApiError;
 use super::AppState;
-use crate::control::escape;
 use crate::frame_limit::{self, Overflow};
 use crate::stream::hub::{Consumer, Ending};
 use crate::stream::socket::PeerSocket;
 use crate::stream::{event, ConsumerHandle, Filter, Hub, JoinError, LeaveReason, Next, Transport};
+use crate::text::escape;
 
 /// A WebSocket consumer is pinged this often…
 const PING_EVERY: Duration = Duration::from_secs(15);
@@ -76,7 +76,7 @@ fn admit(request: &HttpRequest, state: &AppState) -> Result<(Hub, Filter), ApiEr
             "invalid_query",
             format!(
                 "{}; accepted: types and codes, comma-separated",
-                escape(&e.to_string())
+                escape(&e.to_string(), 300)
             ),
         )
     })?;

@@ -21,9 +21,9 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::LeaveReason;
+use crate::clock::unix_ms;
 use crate::http::data::Entry;
 use crate::messages::LinkChange;
-use crate::status::unix_seconds;
 use crate::upbit::{DataType, Message};
 
 /// Longest `detail` of a link event (it may carry text from Upbit's close frame).
@@ -76,7 +76,6 @@ impl Event {
         let data_type = entry.data_type();
         entry.event = Some(data_type.as_str());
         let code = message.code()?;
-        let code = code.split_once('.').map_or(code, |(c, _)| c);
         let json = serde_json::to_string(&entry).ok()?;
         Some(Self {
             kind: EventKind::Market {
@@ -92,7 +91,7 @@ impl Event {
 
     /// Upstream connection `connection` came up or went down at `at`.
     pub fn link(change: &LinkChange, at: SystemTime, connection: usize) -> Self {
-        let timestamp_ms = (unix_seconds(at) * 1000.0).round() as u64;
+        let timestamp_ms = unix_ms(at);
         let data = match change {
             LinkChange::Connected => json!({
                 "state": "connected",

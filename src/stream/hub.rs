@@ -509,13 +509,7 @@ impl Publisher {
     /// otherwise.
     pub fn encode(&self, message: &Message, received_at: SystemTime) -> Option<Event> {
         let hub = self.hub.as_ref()?;
-        let data_type = match message {
-            Message::Ticker(_) => DataType::Ticker,
-            Message::Trade(_) => DataType::Trade,
-            Message::Orderbook(_) => DataType::Orderbook,
-            Message::Candle(c) => DataType::Candle(c.interval),
-            _ => return None,
-        };
+        let data_type = message.data_type()?;
         if !hub.wants(data_type) {
             return None;
         }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use log::{debug, error, info, warn};
 
 use super::metrics::Metrics;
-use crate::upbit::decode::{preview, truncate};
+use crate::text::{preview, truncate};
 use crate::upbit::DecodeError;
 
 /// Why a connection ended (`upbit_disconnections_total{reason}`).

@@ -19,6 +19,7 @@ use super::model::{
     Candle, Message, Orderbook, ServerError, Status, SubscriptionList, Ticker, Trade,
 };
 use super::types::DataType;
+use crate::text::truncate;
 
 /// Why a frame (or one element of a list frame) could not be decoded.
 #[derive(Debug, thiserror::Error)]
@@ -265,25 +266,4 @@ fn skip_space(bytes: &[u8]) -> &[u8] {
         .position(|b| !b.is_ascii_whitespace())
         .unwrap_or(bytes.len());
     &bytes[start..]
-}
-
-/// Cuts text for logs and labels at a char boundary, escaping control characters.
-pub fn truncate(text: &str, max_chars: usize) -> String {
-    let mut out: String = text
-        .chars()
-        .take(max_chars)
-        .flat_map(char::escape_debug)
-        .collect();
-    if text.chars().count() > max_chars {
-        out.push('…');
-    }
-    out
-}
-
-/// A printable, bounded preview of a payload for log lines.
-pub fn preview(payload: &[u8], max_chars: usize) -> String {
-    truncate(
-        &String::from_utf8_lossy(&payload[..payload.len().min(max_chars * 4)]),
-        max_chars,
-    )
 }

@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::types::{CandleInterval, Change, Side, StreamType};
+use super::types::{market_code, CandleInterval, Change, DataType, Side, StreamType};
 
 /// One decoded message from the stream.
 ///
@@ -38,8 +38,19 @@ impl Message {
         match self {
             Self::Ticker(m) => Some(&m.code),
             Self::Trade(m) => Some(&m.code),
-            Self::Orderbook(m) => Some(&m.code),
+            Self::Orderbook(m) => Some(market_code(&m.code)),
             Self::Candle(m) => Some(&m.code),
+            _ => None,
+        }
+    }
+
+    /// The data type of a market message; `None` for status, error and list answers.
+    pub fn data_type(&self) -> Option<DataType> {
+        match self {
+            Self::Ticker(_) => Some(DataType::Ticker),
+            Self::Trade(_) => Some(DataType::Trade),
+            Self::Orderbook(_) => Some(DataType::Orderbook),
+            Self::Candle(c) => Some(DataType::Candle(c.interval)),
             _ => None,
         }
     }

@@ -6,6 +6,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::text::escape;
+
 /// A candle interval, as in `candle.1s` … `candle.240m`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum CandleInterval {
@@ -254,6 +256,11 @@ impl Change {
 /// Longest market code accepted; real ones are under 20 bytes.
 pub const MAX_CODE_LEN: usize = 32;
 
+/// The market code without an orderbook depth suffix: `KRW-BTC.15` → `KRW-BTC`.
+pub fn market_code(code: &str) -> &str {
+    code.split_once('.').map_or(code, |(market, _)| market)
+}
+
 /// Checks a market code against `^[A-Z]+-[A-Z0-9]+$` (PROTOCOL.md), with a length bound.
 pub fn is_valid_code(code: &str) -> bool {
     if code.is_empty() || code.len() > MAX_CODE_LEN {
@@ -296,7 +303,7 @@ pub fn entry_problem(entry: &str) -> Option<String> {
         if entry.contains('*') {
             format!(
                 "pattern \"{}\" is not supported; use * or QUOTE-* such as KRW-*",
-                shown(entry)
+                escape(entry, 40)
             )
         } else {
             problem
@@ -304,20 +311,12 @@ pub fn entry_problem(entry: &str) -> Option<String> {
     })
 }
 
-/// A code as a message may show it: escaped, at most 40 characters.
-fn shown(code: &str) -> String {
-    code.chars()
-        .flat_map(char::escape_default)
-        .take(40)
-        .collect()
-}
-
 /// Explains why a code is invalid, for user-facing errors.
 pub fn code_problem(code: &str) -> Option<String> {
     if is_valid_code(code) {
         return None;
     }
-    let shown = shown(code);
+    let shown = escape(code, 40);
     if code.len() > MAX_CODE_LEN {
         return Some(format!(
             "market code \"{shown}…\" is longer than {MAX_CODE_LEN} bytes"
