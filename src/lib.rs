@@ -15,6 +15,7 @@ pub mod stream;
 pub mod telemetry;
 pub mod text;
 pub mod upbit;
+pub mod view;
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C).
 pub async fn shutdown_signal() {

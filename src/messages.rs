@@ -159,7 +159,7 @@ pub struct SetSubscription {
 
 /// The latest data of every subscribed code.
 #[derive(Message, Debug)]
-#[rtype(result = "Vec<(String, crate::actors::metrics::LatestMarket)>")]
+#[rtype(result = "Vec<(String, crate::view::LatestMarket)>")]
 pub struct GetMarkets;
 
 /// The latest data of one code; `None` when it is not subscribed.
@@ -174,7 +174,7 @@ pub struct GetMarket {
 #[derive(Debug, Clone)]
 pub struct MarketView {
     /// The latest message of each kind.
-    pub latest: crate::actors::metrics::LatestMarket,
+    pub latest: crate::view::LatestMarket,
     /// The code's entry in the last market list (names, market event), if it is listed there.
     pub listing: Option<upbit::market_list::MarketListing>,
 }

@@ -21,9 +21,9 @@ use crate::messages::{
 use crate::stream::Publisher;
 use crate::telemetry::events::MessagesDropped;
 use crate::telemetry::{LogThrottle, Metrics};
-use crate::upbit::model::{Candle, Orderbook, Ticker, Trade};
 use crate::upbit::types::{market_code, Side};
 use crate::upbit::{DataType, Message, Subscription};
+use crate::view::LatestMarket;
 
 /// Series of one subscribed (type, code) pair.
 struct PairSeries {
@@ -51,15 +51,6 @@ struct TickerSeries {
     /// Created when a ticker first carries `is_trading_suspended` (deprecated by Upbit).
     trading_suspended: Option<IntGauge>,
     delisting: Option<Gauge>,
-}
-
-/// The latest message of each kind for one code, with its receive time (the data API).
-#[derive(Debug, Clone, Default)]
-pub struct LatestMarket {
-    pub ticker: Option<(Ticker, SystemTime)>,
-    pub trade: Option<(Trade, SystemTime)>,
-    pub orderbook: Option<(Orderbook, SystemTime)>,
-    pub candle: Option<(Candle, SystemTime)>,
 }
 
 pub struct MetricsActor {

@@ -22,9 +22,9 @@ use serde_json::{json, Value};
 
 use super::LeaveReason;
 use crate::clock::unix_ms;
-use crate::http::data::Entry;
 use crate::messages::LinkChange;
 use crate::upbit::{DataType, Message};
+use crate::view::Entry;
 
 /// Longest `detail` of a link event (it may carry text from Upbit's close frame).
 const MAX_DETAIL_CHARS: usize = 200;
