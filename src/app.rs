@@ -23,12 +23,12 @@ use crate::actors::manager::{ManagerConfig, SpawnConnection, SubscriptionManager
 use crate::actors::metrics::MetricsActor;
 use crate::actors::pacing::{RateWindow, RequestBudget};
 use crate::actors::queue::{QueueDepthCollector, StageQueue};
-use crate::control::{load_state, move_aside, SavedState, StateError};
 use crate::http::{self, AppState};
 use crate::messages::Shutdown;
 use crate::settings::Settings;
 use crate::status::{LinkState, StatusBoard, StatusBoards};
 use crate::stream::{Hub, Publisher};
+use crate::subscription::{load_state, move_aside, SavedState, StateError};
 use crate::telemetry::metrics::StreamMetrics;
 use crate::telemetry::Metrics;
 

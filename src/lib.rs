@@ -12,6 +12,7 @@ pub mod settings;
 pub mod simulator;
 pub mod status;
 pub mod stream;
+pub mod subscription;
 pub mod telemetry;
 pub mod text;
 pub mod upbit;

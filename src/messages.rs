@@ -106,10 +106,10 @@ pub struct Shutdown;
 
 /// Apply a validated change to the desired subscription (PUT/PATCH); answers the result.
 #[derive(Message, Debug)]
-#[rtype(result = "Result<SubscriptionView, crate::control::ChangeError>")]
+#[rtype(result = "Result<SubscriptionView, crate::subscription::ChangeError>")]
 pub struct ChangeSubscription {
     /// What to change.
-    pub change: crate::control::SubscriptionChange,
+    pub change: crate::subscription::SubscriptionChange,
     /// Refuse with a conflict unless the current revision is this one.
     pub expected_revision: Option<u64>,
 }
@@ -117,7 +117,7 @@ pub struct ChangeSubscription {
 /// Set the orderbook options every connection sends (`PUT /api/v1/orderbook`); answers the
 /// view, bumps the revision like a subscription change.
 #[derive(Message, Debug)]
-#[rtype(result = "Result<SubscriptionView, crate::control::ChangeError>")]
+#[rtype(result = "Result<SubscriptionView, crate::subscription::ChangeError>")]
 pub struct ChangeOrderbook {
     /// The validated options.
     pub orderbook: crate::upbit::request::OrderbookOptions,

@@ -16,13 +16,13 @@ use std::time::Duration;
 use actix::prelude::*;
 
 use super::connection::ConnectionActor;
-use crate::control::{assign, part, resolve, save_state, ChangeError};
 use crate::messages::{
     ChangeOrderbook, ChangeSubscription, GetSubscription, MarketListFetched, Reconnect,
     SetSubscription, Shutdown, SubscriptionChanged, SubscriptionView,
 };
 use crate::settings::Settings;
 use crate::status::{StatusBoard, StatusBoards};
+use crate::subscription::{assign, part, resolve, save_state, ChangeError};
 use crate::telemetry::Metrics;
 use crate::upbit::market_list::{parse_market_list, MarketListing};
 use crate::upbit::request::OrderbookOptions;

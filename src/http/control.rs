@@ -12,12 +12,12 @@ use super::auth::{read_json, Access};
 use super::error::ApiError;
 use super::AppState;
 use crate::clock::unix_seconds;
-use crate::control::{
-    parse_doc, to_doc, ChangeError, OrderbookDoc, PatchDoc, SubscriptionChange, SubscriptionDoc,
-};
 use crate::messages::{
     ChangeOrderbook, ChangeSubscription, GetLastMessageTimes, GetSubscription, Reconnect,
     SubscriptionView,
+};
+use crate::subscription::{
+    parse_doc, to_doc, ChangeError, OrderbookDoc, PatchDoc, SubscriptionChange, SubscriptionDoc,
 };
 use crate::text::escape;
 
