@@ -1,4 +1,33 @@
 //! upbit-exporter: Upbit's real-time WebSocket feed as Prometheus metrics and an HTTP API.
+//!
+//! # How a frame travels
+//! ```text
+//!  Upbit ──ws──▶ ConnectionActor ──FramesReceived──▶ DecoderActor ──FramesDecoded──▶ MetricsActor
+//!   (one per    (link, ping, subscribe,            (bytes to typed              (series, latest data,
+//!   connection)  batching; supervised)               messages)                   live stream publish)
+//!                        ▲                                                          │
+//!   SubscriptionManager ─┘ (what to watch: patterns, market list, codes per link)   ▼
+//!                                                                   Hub ──▶ /api/v1/stream, /events
+//!  actix-web: /metrics, /healthz, /readyz, /api/v1/* (control and data), the live page
+//! ```
+//!
+//! # Layers
+//! Each layer imports only from the layers below it (`tests/layers.rs` reads this list and
+//! fails on any `crate::` path that points up, and on a module missing from it).
+//!
+//! 0. base: [`text`], [`clock`], [`signal`]: std-only helpers everyone may use.
+//! 1. protocol: [`upbit`]: Upbit's wire format, pure (no runtime, no I/O).
+//! 2. vocabulary: [`subscription`], [`control`], [`view`], [`duration`], [`frame_limit`]: the
+//!    subscription document and plan, the token secret, the data views, durations, WebSocket
+//!    frame bounds.
+//! 3. services: [`telemetry`], [`settings`], [`simulator`]: every metric and event, the
+//!    configuration, the fake exchange.
+//! 4. messages: [`messages`], [`status`]: what actors say to each other and what they report.
+//! 5. stream: [`stream`]: the live stream's fan-out.
+//! 6. actors: [`actors`]: manager, connection, decoder, metrics.
+//! 7. http: [`http`]: the HTTP surface.
+//! 8. app: [`app`]: builds the actors and the server from settings.
+//! 9. entry: [`cli`]: the command line (`main.rs` sits above it).
 pub mod actors;
 pub mod app;
 pub mod cli;
@@ -9,6 +38,7 @@ pub mod frame_limit;
 pub mod http;
 pub mod messages;
 pub mod settings;
+pub mod signal;
 pub mod simulator;
 pub mod status;
 pub mod stream;
@@ -18,19 +48,4 @@ pub mod text;
 pub mod upbit;
 pub mod view;
 
-/// Resolves on SIGTERM or SIGINT (Ctrl-C).
-pub async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut terminate) => {
-            tokio::select! {
-                _ = terminate.recv() => log::info!("received SIGTERM"),
-                _ = tokio::signal::ctrl_c() => log::info!("received SIGINT"),
-            }
-        }
-        Err(err) => {
-            log::warn!("cannot listen for SIGTERM ({err}); stopping on Ctrl-C only");
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
-}
+pub use signal::shutdown_signal;
