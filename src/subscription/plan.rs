@@ -24,6 +24,34 @@ pub fn resolve(spec: &Subscription, markets: Option<&BTreeSet<String>>) -> Subsc
     resolved
 }
 
+/// `resolved` cut to at most `max` distinct codes, for when patterns grew past the bound (new
+/// listings): the spec's explicit codes are kept first, then the others in code order. Returns
+/// the bounded subscription and how many codes were left out.
+pub fn bound(resolved: Subscription, spec: &Subscription, max: usize) -> (Subscription, usize) {
+    let codes = resolved.codes();
+    if codes.len() <= max {
+        return (resolved, 0);
+    }
+    let explicit: BTreeSet<&str> = spec
+        .pairs()
+        .map(|(_, e)| e)
+        .filter(|e| !is_pattern(e))
+        .collect();
+    let mut kept = BTreeSet::new();
+    for code in explicit.into_iter().chain(codes.iter().copied()) {
+        if kept.len() < max && codes.contains(code) {
+            kept.insert(code);
+        }
+    }
+    let mut bounded = Subscription::default();
+    for (data_type, code) in resolved.pairs() {
+        if kept.contains(code) {
+            bounded.insert(data_type, code);
+        }
+    }
+    (bounded, codes.len() - kept.len())
+}
+
 /// Spreads codes over connections of at most `per_connection` codes each (0: one connection),
 /// evenly, keeping every code where it was when it can stay, so a listing or a delisting changes
 /// only the connection it lands on. Returns code → connection index, and the connection count.
@@ -111,6 +139,22 @@ mod tests {
             without_list.pairs().map(|(_, c)| c).collect::<Vec<_>>(),
             ["BTC-ETH"]
         );
+    }
+
+    #[test]
+    fn a_bound_keeps_explicit_codes_first_then_code_order() {
+        let mut spec = Subscription::default();
+        spec.insert(DataType::Ticker, "KRW-*");
+        spec.insert(DataType::Trade, "KRW-XRP");
+        let resolved = resolve(&spec, Some(&markets(&["KRW-BTC", "KRW-ETH", "KRW-XRP"])));
+        let (bounded, left_out) = bound(resolved.clone(), &spec, 2);
+        assert_eq!(left_out, 1);
+        assert_eq!(
+            bounded.codes().into_iter().collect::<Vec<_>>(),
+            ["KRW-BTC", "KRW-XRP"]
+        );
+        assert!(bounded.pairs().any(|p| p == (DataType::Trade, "KRW-XRP")));
+        assert_eq!(bound(resolved.clone(), &spec, 3), (resolved, 0));
     }
 
     #[test]

@@ -8,12 +8,13 @@
 //! supervisor, codes spread evenly and kept in place across changes. Every change reaches each
 //! affected connection as one replace-all message on its live link.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
+
+mod discovery;
 
 use super::connection::ConnectionActor;
 use crate::messages::{
@@ -22,18 +23,11 @@ use crate::messages::{
 };
 use crate::settings::Settings;
 use crate::status::{StatusBoard, StatusBoards};
-use crate::subscription::{assign, part, resolve, save_state, ChangeError};
+use crate::subscription::{assign, bound, part, resolve, save_state, ChangeError};
 use crate::telemetry::Metrics;
-use crate::upbit::market_list::{parse_market_list, MarketListing};
 use crate::upbit::request::OrderbookOptions;
 use crate::upbit::types::is_pattern;
 use crate::upbit::Subscription;
-
-/// Most market-list changes logged one by one per fetch; the rest are summed up.
-const LOGGED_CHANGES: usize = 20;
-
-/// How long one market-list fetch may take.
-const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone)]
 pub struct ManagerConfig {
@@ -145,39 +139,14 @@ impl SubscriptionManager {
 
     /// Resolves the spec, bounds it by `max_codes`, and hands each connection its part.
     fn distribute(&mut self) {
-        let mut resolved = resolve(&self.spec, self.markets.as_ref());
-        let codes: BTreeSet<String> = resolved.codes().into_iter().map(str::to_owned).collect();
-        if codes.len() > self.config.max_codes {
-            // Patterns grew past the bound (new listings): explicit codes first, then in order.
-            let explicit: BTreeSet<&str> = self
-                .spec
-                .pairs()
-                .map(|(_, e)| e)
-                .filter(|e| !is_pattern(e))
-                .collect();
-            let kept: BTreeSet<&str> = explicit
-                .iter()
-                .copied()
-                .chain(codes.iter().map(String::as_str))
-                .fold(BTreeSet::new(), |mut kept, code| {
-                    if kept.len() < self.config.max_codes {
-                        kept.insert(code);
-                    }
-                    kept
-                });
+        let resolved = resolve(&self.spec, self.markets.as_ref());
+        let (resolved, left_out) = bound(resolved, &self.spec, self.config.max_codes);
+        if left_out > 0 {
             log::warn!(
-                "the subscription resolves to {} codes; control.max_codes allows {}: {} left out",
-                codes.len(),
+                "the subscription resolves to {} codes; control.max_codes allows {}: {left_out} left out",
+                self.config.max_codes + left_out,
                 self.config.max_codes,
-                codes.len() - kept.len()
             );
-            let mut bounded = Subscription::default();
-            for (data_type, code) in resolved.pairs() {
-                if kept.contains(code) {
-                    bounded.insert(data_type, code);
-                }
-            }
-            resolved = bounded;
         }
         if resolved != self.resolved || self.connections.is_empty() {
             // Control path, rare: do_send ignores the mailbox bound so the change is never lost.
@@ -229,112 +198,6 @@ impl SubscriptionManager {
                 }
             }
         }
-    }
-
-    fn fetch_markets(&mut self, ctx: &mut Context<Self>) {
-        if self.fetching || self.config.market_list_url.is_empty() {
-            return;
-        }
-        self.fetching = true;
-        let client = self
-            .client
-            .get_or_insert_with(|| super::client::rest_client(FETCH_TIMEOUT));
-        let request = client
-            .get(detailed_url(&self.config.market_list_url))
-            .insert_header(("Accept", "application/json"));
-        let fetch = async move {
-            let mut response = request.send().await.map_err(|e| e.to_string())?;
-            if !response.status().is_success() {
-                return Err(format!("HTTP {}", response.status().as_u16()));
-            }
-            let body = response
-                .body()
-                .limit(8 << 20)
-                .await
-                .map_err(|e| e.to_string())?;
-            let (markets, skipped) = parse_market_list(&body)?;
-            if skipped > 0 {
-                log::warn!("market list: {skipped} entries without a valid market code skipped");
-            }
-            if markets.is_empty() {
-                return Err("an empty market list".to_owned());
-            }
-            Ok(markets)
-        };
-        ctx.spawn(fetch.into_actor(self).map(|result, act, _| {
-            act.fetching = false;
-            act.on_market_list(result);
-        }));
-    }
-
-    fn on_market_list(&mut self, result: Result<Vec<MarketListing>, String>) {
-        let markets = match result {
-            Ok(listings) => {
-                let markets: BTreeSet<String> = listings.iter().map(|m| m.market.clone()).collect();
-                if let Some(recipient) = &self.market_details {
-                    let by_code: HashMap<String, MarketListing> = listings
-                        .into_iter()
-                        .map(|m| (m.market.clone(), m))
-                        .collect();
-                    // Rare and small: do_send, never lost to a full mailbox.
-                    recipient.do_send(MarketListFetched {
-                        markets: Arc::new(by_code),
-                    });
-                }
-                markets
-            }
-            Err(error) => {
-                self.metrics
-                    .market_list_fetches
-                    .with_label_values(&["error"])
-                    .inc();
-                let kept = match &self.markets {
-                    Some(list) => format!("keeping the last list of {} markets", list.len()),
-                    None => "until a fetch succeeds, patterns match nothing and market warnings stay unknown".to_owned(),
-                };
-                log::warn!(
-                    "market list fetch failed url={}: {error}; {kept}",
-                    self.config.market_list_url
-                );
-                return;
-            }
-        };
-        self.metrics
-            .market_list_fetches
-            .with_label_values(&["ok"])
-            .inc();
-        self.metrics.market_list_codes.set(markets.len() as i64);
-        if let Some(previous) = &self.markets {
-            let listed: Vec<&String> = markets.difference(previous).collect();
-            let delisted: Vec<&String> = previous.difference(&markets).collect();
-            for (change, codes) in [("listed", &listed), ("delisted", &delisted)] {
-                self.metrics
-                    .market_list_changes
-                    .with_label_values(&[change])
-                    .inc_by(codes.len() as u64);
-                for code in codes.iter().take(LOGGED_CHANGES) {
-                    log::info!("market {change} code={code}");
-                }
-                if codes.len() > LOGGED_CHANGES {
-                    log::info!("… and {} more {change}", codes.len() - LOGGED_CHANGES);
-                }
-            }
-        } else {
-            log::info!("market list fetched markets={}", markets.len());
-        }
-        self.markets = Some(markets);
-        self.distribute();
-    }
-}
-
-/// The market list URL asking for details (`market_event`), whatever query it already has.
-fn detailed_url(url: &str) -> String {
-    if url.contains("is_details=") {
-        url.to_owned()
-    } else if url.contains('?') {
-        format!("{url}&is_details=true")
-    } else {
-        format!("{url}?is_details=true")
     }
 }
 
@@ -473,26 +336,5 @@ impl Handler<Shutdown> for SubscriptionManager {
         for connection in &self.connections {
             connection.do_send(Shutdown);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::detailed_url;
-
-    #[test]
-    fn the_list_is_asked_with_details() {
-        assert_eq!(
-            detailed_url("https://api.upbit.com/v1/market/all"),
-            "https://api.upbit.com/v1/market/all?is_details=true"
-        );
-        assert_eq!(
-            detailed_url("http://h/m?x=1"),
-            "http://h/m?x=1&is_details=true"
-        );
-        assert_eq!(
-            detailed_url("http://h/m?is_details=false"),
-            "http://h/m?is_details=false"
-        );
     }
 }
