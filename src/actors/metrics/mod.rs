@@ -11,7 +11,6 @@ use std::time::SystemTime;
 use actix::{Actor, Context, Handler};
 use prometheus::{Counter, Gauge, Histogram, IntCounter, IntGauge};
 
-use super::market_events::MarketEvents;
 use super::queue::StageQueue;
 use crate::clock::{date_to_unix_seconds, unix_seconds};
 use crate::messages::{
@@ -24,6 +23,9 @@ use crate::telemetry::{LogThrottle, Metrics};
 use crate::upbit::types::{market_code, Side};
 use crate::upbit::{DataType, Message, Subscription};
 use crate::view::LatestMarket;
+use market_events::MarketEvents;
+
+mod market_events;
 
 /// Series of one subscribed (type, code) pair.
 struct PairSeries {
