@@ -1,7 +1,7 @@
 //! One consumer: its queue, shared by the hub (writer, on the pipeline thread) and its transport
 //! (reader, on an HTTP worker).
 //!
-//! The hub hands each batch to [`Consumer::offer`], which queues what the consumer's filter lets
+//! The hub hands each batch to `Consumer::offer`, which queues what the consumer's filter lets
 //! through and ends the stream as `slow` when the queue overflows; the transport reads with
 //! [`Consumer::poll_next`] (or [`Consumer::next`]) until it gets [`Next::Ended`]. A transport
 //! holds a [`ConsumerHandle`] and leaves by dropping it (reason `client`) or with

@@ -2,7 +2,7 @@
 //! handed to every consumer, leaving and shutdown, and the budget on lifecycle log lines.
 //!
 //! The pipeline calls [`Hub::publish`] (through [`Publisher`](super::Publisher)) with each batch:
-//! under one short lock it offers the batch to every consumer ([`Consumer::offer`] queues what
+//! under one short lock it offers the batch to every consumer (`Consumer::offer` queues what
 //! the consumer wants), drops the ones whose queue overflowed, and wakes the transports
 //! afterwards. It never waits on a consumer: a consumer that stopped reading only grows its own
 //! bounded queue until it is dropped.

@@ -1,11 +1,11 @@
 //! MetricsActor: decoded market messages in, Prometheus series out, and the live stream fed.
 //!
-//! For each batch the decoder hands over it records every message ([`record`]) into the series
-//! of its (type, code) ([`series`]: pre-resolved handles for every subscribed pair, so the hot
-//! path does one map lookup per message and no label hashing), keeps the latest message of each
+//! For each batch the decoder hands over it records every message (`record`) into the series
+//! of its (type, code) (`series`: pre-resolved handles for every subscribed pair, so the hot
+//! path looks up the code and its pair and hashes no labels), keeps the latest message of each
 //! kind per code for the data API, and publishes the recorded messages to the live stream. It
 //! also follows the subscription (series created at zero for added pairs, removed for dropped
-//! ones: `/metrics` never grows on input), the market list ([`market_events`]) and answers the
+//! ones: `/metrics` never grows on input), the market list (`market_events`) and answers the
 //! data API's queries.
 //!
 //! **Not supervised**, unlike the connection: nothing in it can fail and it never stops itself.
