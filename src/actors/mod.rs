@@ -7,7 +7,6 @@ pub mod client;
 pub mod connection;
 pub mod decoder;
 pub mod manager;
-mod market_events;
 pub mod metrics;
 pub mod pacing;
 pub mod queue;

@@ -1,27 +1,32 @@
-//! The consumers and the fan-out.
+//! The consumer registry and the fan-out: who is connected, the caps on joining, each batch
+//! handed to every consumer, leaving and shutdown, and the budget on lifecycle log lines.
 //!
-//! The pipeline calls [`Publisher::publish`] with each batch: under one short lock it appends
-//! the batch to the queue of every consumer that wants it, disconnects the ones whose queue
-//! overflowed, and wakes the transports afterwards. It never waits on a consumer: a consumer
-//! that stopped reading only grows its own bounded queue until it is dropped.
+//! The pipeline calls [`Hub::publish`] (through [`Publisher`](super::Publisher)) with each batch:
+//! under one short lock it offers the batch to every consumer (`Consumer::offer` queues what
+//! the consumer wants), drops the ones whose queue overflowed, and wakes the transports
+//! afterwards. It never waits on a consumer: a consumer that stopped reading only grows its own
+//! bounded queue until it is dropped.
 //!
-//! A transport holds a [`ConsumerHandle`]; it reads with [`Consumer::poll_next`] and leaves by
-//! dropping the handle (reason `client`) or with [`ConsumerHandle::end`].
+//! Locks: the registry (joins and leaves from HTTP workers, batches from the pipeline thread),
+//! then a consumer's state under it (see [`super::consumer`]); never the other way round.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::Arc;
+use std::task::Waker;
+use std::time::{Duration, Instant};
 
-use prometheus::{IntCounter, IntGauge};
+use parking_lot::Mutex;
 
-use super::event::{Encoded, Event, EventKind};
+use super::consumer::{address_of, ConsumerHandle};
+use super::event::{Event, EventKind};
 use super::filter::{type_bit, Filter};
-use super::queue::{ConsumerQueue, Pushed};
 use super::{LeaveReason, Transport};
-use crate::messages::LinkChanged;
 use crate::telemetry::metrics::StreamMetrics;
-use crate::upbit::{DataType, Message};
+use crate::upbit::DataType;
+
+// The consumer's types by their former path (`crate::stream::hub::{Consumer, Ending}`), still
+// used by the HTTP transports; `crate::stream::{Consumer, Ending}` is the path to prefer.
+pub use super::consumer::{Consumer, Ending};
 
 /// The fan-out; cheap to clone.
 #[derive(Clone)]
@@ -83,7 +88,7 @@ impl LineBudget {
 impl Shared {
     /// Whether a lifecycle line may be written now (reporting lines held back before).
     fn may_log(&self) -> bool {
-        let (allowed, held) = lock(&self.log_budget).allow(Instant::now());
+        let (allowed, held) = self.log_budget.lock().allow(Instant::now());
         if held > 0 {
             log::info!(
                 "{held} more stream consumer joins and departures were not logged in {LOG_WINDOW:?} \
@@ -101,45 +106,6 @@ struct Registry {
     stopping: bool,
 }
 
-/// One consumer, shared by the hub (writer) and its transport (reader).
-pub struct Consumer {
-    pub id: u64,
-    pub transport: Transport,
-    /// The remote address and port, for logs.
-    pub peer: String,
-    /// The remote address without the port: what the per-address limit counts.
-    address: String,
-    filter: Filter,
-    state: Mutex<ConsumerState>,
-    /// Signalled once when the stream ends (one waiter: the transport's task).
-    ended: tokio::sync::Notify,
-    sent: AtomicU64,
-    sent_total: IntCounter,
-    gauge: IntGauge,
-}
-
-struct ConsumerState {
-    queue: ConsumerQueue,
-    waker: Option<Waker>,
-    ending: Option<Ending>,
-}
-
-/// Why and how a stream ended, for the close frame or the final SSE event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ending {
-    pub reason: LeaveReason,
-    /// For the client.
-    pub message: String,
-}
-
-/// What a transport reads next.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Next {
-    Message(Encoded),
-    /// The hub ended the stream (slow, shutdown) or the transport did: close it.
-    Ended(Ending),
-}
-
 /// Why a consumer was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JoinError {
@@ -149,13 +115,6 @@ pub enum JoinError {
     AddressFull { max: usize },
     #[error("the service is stopping")]
     Stopping,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Plain data: a panic elsewhere cannot leave it half-updated in a way that matters here.
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Hub {
@@ -202,7 +161,7 @@ impl Hub {
         peer: String,
     ) -> Result<ConsumerHandle, JoinError> {
         let shared = &self.shared;
-        let mut registry = lock(&shared.registry);
+        let mut registry = shared.registry.lock();
         if registry.stopping {
             return Err(JoinError::Stopping);
         }
@@ -211,9 +170,7 @@ impl Hub {
                 max: shared.max_consumers,
             });
         }
-        let address = peer
-            .parse::<std::net::SocketAddr>()
-            .map_or_else(|_| peer.clone(), |a| a.ip().to_string());
+        let address = address_of(&peer);
         let from_address = registry
             .consumers
             .iter()
@@ -224,25 +181,15 @@ impl Hub {
                 max: shared.max_per_address,
             });
         }
-        let mut queue = ConsumerQueue::new(shared.trade_queue);
-        queue.push(&registry.link);
-        let label = [transport.label()];
-        let consumer = Arc::new(Consumer {
-            id: shared.next_id.fetch_add(1, Ordering::Relaxed),
+        let consumer = Arc::new(Consumer::new(
+            shared.next_id.fetch_add(1, Ordering::Relaxed),
             transport,
             peer,
-            address,
             filter,
-            state: Mutex::new(ConsumerState {
-                queue,
-                waker: None,
-                ending: None,
-            }),
-            ended: tokio::sync::Notify::new(),
-            sent: AtomicU64::new(0),
-            sent_total: shared.metrics.messages_sent.with_label_values(&label),
-            gauge: shared.metrics.consumers.with_label_values(&label),
-        });
+            &registry.link,
+            shared.trade_queue,
+            &shared.metrics,
+        ));
         registry.consumers.push(consumer.clone());
         self.recount(&registry);
         drop(registry);
@@ -256,10 +203,7 @@ impl Hub {
                 consumer.filter.describe()
             );
         }
-        Ok(ConsumerHandle {
-            hub: self.clone(),
-            consumer,
-        })
+        Ok(ConsumerHandle::new(self.clone(), consumer))
     }
 
     /// Consumers connected now.
@@ -274,43 +218,21 @@ impl Hub {
         if events.is_empty() || (shared.count.load(Ordering::Relaxed) == 0 && !has_link) {
             return;
         }
-        let mut registry = lock(&shared.registry);
+        let mut registry = shared.registry.lock();
         if let Some(link) = events.iter().rev().find(|e| e.kind == EventKind::Link) {
             registry.link = link.clone();
         }
-        let (mut wake, mut slow, mut conflated) = (Vec::new(), Vec::new(), 0);
+        let (mut wake, mut slow, mut conflated) = (Vec::<Waker>::new(), Vec::new(), 0);
         for consumer in &registry.consumers {
-            let mut state = lock(&consumer.state);
-            if state.ending.is_some() {
-                continue;
+            let offered = consumer.offer(events, shared.trade_queue);
+            conflated += offered.conflated;
+            if let Some(depth) = offered.depth {
+                shared.metrics.queue_depth.observe(depth as f64);
             }
-            let (mut queued, mut overflow) = (false, false);
-            for event in events.iter().filter(|e| consumer.filter.accepts(&e.kind)) {
-                match state.queue.push(event) {
-                    Pushed::Queued => queued = true,
-                    Pushed::Conflated => conflated += 1,
-                    Pushed::Overflow => {
-                        overflow = true;
-                        break;
-                    }
-                }
-            }
-            if overflow {
-                state.ending = Some(Ending {
-                    reason: LeaveReason::Slow,
-                    message: format!(
-                        "more than {} trades waiting: this consumer reads too slowly",
-                        shared.trade_queue
-                    ),
-                });
-                state.queue.clear();
+            if offered.slow {
                 slow.push(consumer.clone());
-            } else if queued {
-                shared.metrics.queue_depth.observe(state.queue.len() as f64);
             }
-            if queued || overflow {
-                wake.extend(state.waker.take());
-            }
+            wake.extend(offered.waker);
         }
         if !slow.is_empty() {
             registry
@@ -324,14 +246,14 @@ impl Hub {
             shared.metrics.conflated.inc_by(conflated);
         }
         for consumer in slow {
-            consumer.ended.notify_one();
+            consumer.notify_ended();
             self.left(&consumer, LeaveReason::Slow);
         }
     }
 
     /// Ends every stream with reason `shutdown` and refuses new consumers.
     pub fn shutdown(&self) {
-        let mut registry = lock(&self.shared.registry);
+        let mut registry = self.shared.registry.lock();
         registry.stopping = true;
         let all = std::mem::take(&mut registry.consumers);
         self.recount(&registry);
@@ -343,8 +265,8 @@ impl Hub {
     }
 
     /// Removes a consumer if still registered (the first reason wins) and ends its stream.
-    fn leave(&self, consumer: &Arc<Consumer>, reason: LeaveReason, message: &str) {
-        let mut registry = lock(&self.shared.registry);
+    pub(super) fn leave(&self, consumer: &Arc<Consumer>, reason: LeaveReason, message: &str) {
+        let mut registry = self.shared.registry.lock();
         let Some(index) = registry.consumers.iter().position(|c| c.id == consumer.id) else {
             return;
         };
@@ -366,7 +288,7 @@ impl Hub {
         if !self.shared.may_log() {
             return;
         }
-        let sent = consumer.sent.load(Ordering::Relaxed);
+        let sent = consumer.sent();
         let line = format!(
             "stream consumer left id={} transport={} peer={} reason={} sent={sent}",
             consumer.id,
@@ -395,150 +317,23 @@ impl Hub {
             .store(registry.consumers.len(), Ordering::Relaxed);
     }
 
-    fn wants(&self, data_type: DataType) -> bool {
+    /// Whether some consumer's filter takes this type (the publisher encodes nothing else).
+    pub(super) fn wants(&self, data_type: DataType) -> bool {
         self.shared.interest.load(Ordering::Relaxed) & type_bit(data_type) != 0
-    }
-}
-
-impl Consumer {
-    /// The next message, or the end of the stream; registers the waker when there is neither.
-    pub fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Next> {
-        let mut state = lock(&self.state);
-        if let Some(ending) = &state.ending {
-            return Poll::Ready(Next::Ended(ending.clone()));
-        }
-        if let Some(message) = state.queue.pop() {
-            return Poll::Ready(Next::Message(message));
-        }
-        if !state
-            .waker
-            .as_ref()
-            .is_some_and(|w| w.will_wake(cx.waker()))
-        {
-            state.waker = Some(cx.waker().clone());
-        }
-        Poll::Pending
-    }
-
-    /// The next message, or the end of the stream.
-    pub async fn next(&self) -> Next {
-        std::future::poll_fn(|cx| self.poll_next(cx)).await
-    }
-
-    /// Resolves once the stream has ended, whoever ended it.
-    pub async fn ended(&self) {
-        loop {
-            if lock(&self.state).ending.is_some() {
-                return;
-            }
-            self.ended.notified().await;
-        }
-    }
-
-    /// Counts messages handed to the connection.
-    pub fn count_sent(&self, messages: u64) {
-        self.sent.fetch_add(messages, Ordering::Relaxed);
-        self.sent_total.inc_by(messages);
-    }
-
-    /// Messages waiting.
-    pub fn queued(&self) -> usize {
-        lock(&self.state).queue.len()
-    }
-
-    fn finish(&self, reason: LeaveReason, message: &str) {
-        let mut state = lock(&self.state);
-        if state.ending.is_none() {
-            state.ending = Some(Ending {
-                reason,
-                message: message.to_owned(),
-            });
-        }
-        state.queue.clear();
-        let waker = state.waker.take();
-        drop(state);
-        if let Some(waker) = waker {
-            waker.wake();
-        }
-        self.ended.notify_one();
-    }
-}
-
-/// A transport's hold on its consumer: dropping it leaves the hub (reason `client` unless the
-/// stream already ended for another reason).
-pub struct ConsumerHandle {
-    hub: Hub,
-    consumer: Arc<Consumer>,
-}
-
-impl ConsumerHandle {
-    pub fn consumer(&self) -> &Arc<Consumer> {
-        &self.consumer
-    }
-
-    /// Ends the stream for `reason` (the transport noticed it: a timeout, the client closed).
-    pub fn end(&self, reason: LeaveReason, message: &str) {
-        self.hub.leave(&self.consumer, reason, message);
-    }
-}
-
-impl Drop for ConsumerHandle {
-    fn drop(&mut self) {
-        self.hub
-            .leave(&self.consumer, LeaveReason::Client, "the client left");
-    }
-}
-
-/// What the pipeline holds: a hub, or nothing when the stream is disabled.
-#[derive(Clone, Default)]
-pub struct Publisher {
-    hub: Option<Hub>,
-}
-
-impl Publisher {
-    pub fn new(hub: Hub) -> Self {
-        Self { hub: Some(hub) }
-    }
-
-    /// Publishes nothing.
-    pub fn disabled() -> Self {
-        Self::default()
-    }
-
-    /// Encodes a market message when some consumer may want its type; `None` (and no work)
-    /// otherwise.
-    pub fn encode(&self, message: &Message, received_at: SystemTime) -> Option<Event> {
-        let hub = self.hub.as_ref()?;
-        let data_type = message.data_type()?;
-        if !hub.wants(data_type) {
-            return None;
-        }
-        Event::market(message, received_at)
-    }
-
-    /// Fans a batch out.
-    pub fn publish(&self, events: &[Event]) {
-        if let Some(hub) = &self.hub {
-            hub.publish(events);
-        }
-    }
-
-    /// Fans a link event out, in order with the batches around it.
-    pub fn link_changed(&self, event: &LinkChanged) {
-        if let Some(hub) = &self.hub {
-            hub.publish(&[Event::link(&event.change, event.at, event.connection)]);
-        }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::task::{Context, Poll};
     use std::time::SystemTime;
 
     use super::*;
-    use crate::messages::LinkChange;
+    use crate::messages::{LinkChange, LinkChanged};
+    use crate::stream::{Next, Publisher};
     use crate::upbit::model::Trade;
     use crate::upbit::types::Side;
+    use crate::upbit::Message;
 
     fn hub(max: usize, trades: usize) -> (Hub, StreamMetrics) {
         let metrics = StreamMetrics::register(&prometheus::Registry::new()).unwrap();

@@ -13,21 +13,30 @@
 //! - [`queue`]: one consumer's queue: tickers, orderbooks and candles conflate to the latest per
 //!   (type, code); trades and link events queue up to `stream.trade_queue`, beyond which the
 //!   consumer is too slow and is disconnected.
-//! - [`hub`]: the consumers, the fan-out the pipeline calls, and what the transports read.
+//! - [`hub`]: the registry of consumers (joining with its caps, leaving, shutdown) and the
+//!   fan-out of each batch to their queues.
+//! - [`consumer`]: one consumer's queue and end, what its transport reads, and the handle whose
+//!   drop leaves the hub.
+//! - [`publisher`]: what the pipeline holds: encodes only what some consumer wants, publishes
+//!   batches and link events (nothing when the stream is disabled).
 //! - [`socket`]: closes a connection whose peer stopped reading, which actix cannot do itself.
 //!
 //! The pipeline side only takes short locks and wakes tasks; it never waits for a consumer.
 //! The transports (`src/http/live.rs`) run on the HTTP workers.
 
+pub mod consumer;
 pub mod event;
 pub mod filter;
 pub mod hub;
+pub mod publisher;
 pub mod queue;
 pub mod socket;
 
+pub use consumer::{Consumer, ConsumerHandle, Ending, Next};
 pub use event::{Encoded, Event, EventKind};
 pub use filter::Filter;
-pub use hub::{ConsumerHandle, Hub, JoinError, Next, Publisher};
+pub use hub::{Hub, JoinError};
+pub use publisher::Publisher;
 
 /// How a consumer is served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

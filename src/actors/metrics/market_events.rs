@@ -72,7 +72,7 @@ impl MarketEvents {
 
     /// A ticker's deprecated `market_warning` (`None` when the ticker no longer carries it).
     pub fn ticker_warning(&mut self, m: &Metrics, code: &str, warning: Option<&str>) {
-        let warning = warning.map(|w| w != "NONE");
+        let warning = warning_flag(warning);
         let Some(events) = self.codes.get_mut(code) else {
             return;
         };
@@ -134,6 +134,11 @@ impl MarketEvents {
             events.info = info;
         }
     }
+}
+
+/// A ticker's `market_warning` as a flag: `NONE` is off, anything else on, absent unknown.
+pub fn warning_flag(warning: Option<&str>) -> Option<bool> {
+    warning.map(|w| w != "NONE")
 }
 
 fn remove_series(m: &Metrics, code: &str, events: &CodeEvents) {

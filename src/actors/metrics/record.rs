@@ -1,0 +1,329 @@
+//! Applying one decoded message to the series of its (type, code): the hot path.
+//!
+//! One map lookup for the code and one for the pair, then only pre-resolved handles; value
+//! series are created on a code's first data of their kind and kept until the pair is dropped
+//! ([`series`](super::series) removes them). The message itself is kept as the code's latest
+//! of its kind, for the data API.
+
+use std::time::SystemTime;
+
+use prometheus::Gauge;
+
+use super::market_events::warning_flag;
+use super::series::{CodeSeries, Series, TickerSeries};
+use crate::clock::date_to_unix_seconds;
+use crate::telemetry::Metrics;
+use crate::upbit::types::{market_code, Side};
+use crate::upbit::{DataType, Message};
+
+impl Series {
+    /// Updates the series of one message; false if its (type, code) is not subscribed.
+    pub fn record(
+        &mut self,
+        mut message: Message,
+        received_at: SystemTime,
+        received_unix: f64,
+    ) -> bool {
+        // The code is taken out of the message and put back before the message is stored, so
+        // the lookup key needs no allocation.
+        let (data_type, code) = match &mut message {
+            Message::Ticker(t) => (DataType::Ticker, std::mem::take(&mut t.code)),
+            Message::Trade(t) => (DataType::Trade, std::mem::take(&mut t.code)),
+            Message::Orderbook(o) => (DataType::Orderbook, std::mem::take(&mut o.code)),
+            Message::Candle(c) => (DataType::Candle(c.interval), std::mem::take(&mut c.code)),
+            _ => return true,
+        };
+        let key = market_code(&code);
+        let m = &self.metrics;
+        let Some(series) = self.codes.get_mut(key) else {
+            return false;
+        };
+        let Some(pair) = series.pairs.get(&data_type) else {
+            return false;
+        };
+        pair.received.inc();
+        pair.last_received.set(received_unix);
+        if let (Some(ts), Some(histogram)) = (message.timestamp_ms(), self.delays.get(&data_type)) {
+            histogram.observe((received_unix - ts as f64 / 1000.0).max(0.0));
+        }
+        match message {
+            Message::Ticker(mut t) => {
+                price_gauge(series, m, key).set(t.trade_price);
+                let ts = series.ticker.get_or_insert_with(|| TickerSeries {
+                    signed_change_rate: m.signed_change_rate.with_label_values(&[key]),
+                    acc_trade_volume_24h: m.acc_trade_volume_24h.with_label_values(&[key]),
+                    acc_trade_price_24h: m.acc_trade_price_24h.with_label_values(&[key]),
+                    trading_suspended: None,
+                    delisting: None,
+                });
+                set_some(&ts.signed_change_rate, t.signed_change_rate);
+                set_some(&ts.acc_trade_volume_24h, t.acc_trade_volume_24h);
+                set_some(&ts.acc_trade_price_24h, t.acc_trade_price_24h);
+                match t.is_trading_suspended {
+                    Some(suspended) => ts
+                        .trading_suspended
+                        .get_or_insert_with(|| m.trading_suspended.with_label_values(&[key]))
+                        .set(i64::from(suspended)),
+                    None => {
+                        if ts.trading_suspended.take().is_some() {
+                            let _ = m.trading_suspended.remove_label_values(&[key]);
+                        }
+                    }
+                }
+                let warning = t.market_warning.as_deref();
+                if series.ticker_warning != warning_flag(warning) {
+                    series.ticker_warning = warning_flag(warning);
+                    self.events.ticker_warning(m, key, warning);
+                }
+                match t.delisting_date.as_deref().and_then(date_to_unix_seconds) {
+                    Some(at) => ts
+                        .delisting
+                        .get_or_insert_with(|| m.delisting_timestamp.with_label_values(&[key]))
+                        .set(at),
+                    None => {
+                        if ts.delisting.take().is_some() {
+                            let _ = m.delisting_timestamp.remove_label_values(&[key]);
+                        }
+                    }
+                }
+                if let Some(state) = t.market_state.as_deref() {
+                    update_market_state(series, m, key, state);
+                }
+                t.code = code;
+                series.latest.ticker = Some((t, received_at));
+            }
+            Message::Trade(mut t) => {
+                price_gauge(series, m, key).set(t.trade_price);
+                let sides = series.trades.get_or_insert_with(|| {
+                    ["ask", "bid"].map(|side| {
+                        (
+                            m.trades.with_label_values(&[key, side]),
+                            m.trade_volume.with_label_values(&[key, side]),
+                        )
+                    })
+                });
+                let (count, volume) = &sides[usize::from(t.ask_bid == Side::Bid)];
+                count.inc();
+                if t.trade_volume.is_finite() && t.trade_volume >= 0.0 {
+                    volume.inc_by(t.trade_volume);
+                }
+                t.code = code;
+                series.latest.trade = Some((t, received_at));
+            }
+            Message::Orderbook(mut o) => {
+                let [ask, bid, total_ask, total_bid] = series.orderbook.get_or_insert_with(|| {
+                    [
+                        &m.best_ask_price,
+                        &m.best_bid_price,
+                        &m.total_ask_size,
+                        &m.total_bid_size,
+                    ]
+                    .map(|vec| vec.with_label_values(&[key]))
+                });
+                if let Some(best) = o.best() {
+                    ask.set(best.ask_price);
+                    bid.set(best.bid_price);
+                }
+                total_ask.set(o.total_ask_size);
+                total_bid.set(o.total_bid_size);
+                o.code = code;
+                series.latest.orderbook = Some((o, received_at));
+            }
+            Message::Candle(mut c) => {
+                series
+                    .candles
+                    .entry(data_type)
+                    .or_insert_with(|| {
+                        m.candle_close_price
+                            .with_label_values(&[data_type.as_str(), key])
+                    })
+                    .set(c.trade_price);
+                c.code = code;
+                series.latest.candle = Some((c, received_at));
+            }
+            _ => {}
+        }
+        true
+    }
+}
+
+fn price_gauge<'a>(series: &'a mut CodeSeries, m: &Metrics, code: &str) -> &'a Gauge {
+    series
+        .trade_price
+        .get_or_insert_with(|| m.trade_price.with_label_values(&[code]))
+}
+
+fn set_some(gauge: &Gauge, value: Option<f64>) {
+    if let Some(v) = value {
+        gauge.set(v);
+    }
+}
+
+/// The bounded label of a market state: Upbit's documented states, anything else `OTHER`.
+fn market_state_label(state: &str) -> &str {
+    match state {
+        "PREVIEW" | "ACTIVE" | "DELISTED" => state,
+        _ => "OTHER",
+    }
+}
+
+fn update_market_state(series: &mut CodeSeries, m: &Metrics, code: &str, state: &str) {
+    if series
+        .market_state
+        .as_ref()
+        .is_some_and(|(s, _)| s == state)
+    {
+        return;
+    }
+    let label = market_state_label(state);
+    if let Some((old, _)) = series.market_state.take() {
+        let _ = m.market_state.remove_label_values(&[code, &old]);
+    }
+    let gauge = m.market_state.with_label_values(&[code, label]);
+    gauge.set(1);
+    series.market_state = Some((label.to_owned(), gauge));
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use super::*;
+    use crate::actors::metrics::series::tests::{book, count, ticker, trade, value};
+    use crate::upbit::Subscription;
+
+    const BTC: &str = "KRW-BTC";
+
+    fn with_warning(warning: Option<&str>) -> Message {
+        let Message::Ticker(mut t) = ticker() else {
+            unreachable!()
+        };
+        t.market_warning = warning.map(str::to_owned);
+        Message::Ticker(t)
+    }
+
+    fn warning(registry: &prometheus::Registry) -> Option<f64> {
+        value(registry, "upbit_market_warning", &[("code", BTC)])
+    }
+
+    #[test]
+    fn a_ticker_sets_its_series_and_becomes_the_latest() {
+        let (registry, mut book) = book(Subscription::uniform([DataType::Ticker], [BTC]));
+        let at = SystemTime::now();
+        assert!(book.record(ticker(), at, 1_676_965_262.5));
+        let pair = [("type", "ticker"), ("code", BTC)];
+        assert_eq!(
+            value(&registry, "upbit_received_messages_total", &pair),
+            Some(1.0)
+        );
+        assert_eq!(
+            value(&registry, "upbit_last_message_timestamp_seconds", &pair),
+            Some(1_676_965_262.5)
+        );
+        assert_eq!(
+            value(&registry, "upbit_trade_price", &[("code", BTC)]),
+            Some(32_287_000.0)
+        );
+        assert_eq!(
+            value(&registry, "upbit_trading_suspended", &[("code", BTC)]),
+            Some(0.0)
+        );
+        assert_eq!(warning(&registry), Some(0.0), "NONE from the ticker");
+        assert_eq!(count(&registry, "upbit_delisting_timestamp_seconds"), 0);
+        assert_eq!(
+            value(
+                &registry,
+                "upbit_exchange_delay_seconds",
+                &[("type", "ticker")]
+            ),
+            Some(1.0),
+            "one delay observed"
+        );
+        let latest = book.latest(BTC).and_then(|l| l.ticker.as_ref()).unwrap();
+        assert_eq!(
+            latest.0.code, BTC,
+            "the code is put back before it is stored"
+        );
+        assert_eq!(latest.1, at);
+        assert_eq!(
+            book.last_message_times().get("ticker"),
+            Some(&1_676_965_262.5)
+        );
+    }
+
+    #[test]
+    fn trades_count_per_side_and_a_bad_volume_is_not_added() {
+        let (registry, mut book) = book(Subscription::uniform([DataType::Trade], [BTC]));
+        let Message::Trade(mut bad) = trade() else {
+            unreachable!()
+        };
+        bad.trade_volume = f64::NAN;
+        bad.ask_bid = Side::Ask;
+        let now = SystemTime::now();
+        assert!(book.record(trade(), now, 1.0));
+        assert!(book.record(Message::Trade(bad), now, 2.0));
+        let side = |side| [("code", BTC), ("side", side)];
+        assert_eq!(
+            value(&registry, "upbit_trades_total", &side("bid")),
+            Some(1.0)
+        );
+        assert_eq!(
+            value(&registry, "upbit_trades_total", &side("ask")),
+            Some(1.0)
+        );
+        assert_eq!(
+            value(&registry, "upbit_trade_volume_total", &side("bid")),
+            Some(0.00014208)
+        );
+        assert_eq!(
+            value(&registry, "upbit_trade_volume_total", &side("ask")),
+            Some(0.0)
+        );
+    }
+
+    #[test]
+    fn the_ticker_warning_follows_its_changes_and_starts_over_with_the_pair() {
+        let both = Subscription::uniform([DataType::Ticker, DataType::Trade], [BTC]);
+        let (registry, mut book) = book(both.clone());
+        let now = SystemTime::now();
+        book.record(with_warning(Some("CAUTION")), now, 1.0);
+        assert_eq!(warning(&registry), Some(1.0));
+        book.record(with_warning(Some("CAUTION")), now, 2.0);
+        assert_eq!(warning(&registry), Some(1.0), "a repeat changes nothing");
+        book.record(with_warning(None), now, 3.0);
+        assert_eq!(warning(&registry), None, "the ticker fell silent");
+        book.record(with_warning(Some("CAUTION")), now, 4.0);
+        assert_eq!(warning(&registry), Some(1.0));
+
+        book.subscribe(Subscription::uniform([DataType::Trade], [BTC]));
+        assert_eq!(warning(&registry), None, "no ticker, no ticker warning");
+        book.subscribe(both);
+        book.record(with_warning(Some("CAUTION")), now, 5.0);
+        assert_eq!(
+            warning(&registry),
+            Some(1.0),
+            "the pair's new tickers speak again"
+        );
+    }
+
+    #[test]
+    fn market_states_are_bounded_and_one_at_a_time() {
+        assert_eq!(market_state_label("ACTIVE"), "ACTIVE");
+        assert_eq!(market_state_label("PREVIEW"), "PREVIEW");
+        assert_eq!(market_state_label("DELISTED"), "DELISTED");
+        assert_eq!(market_state_label("anything else"), "OTHER");
+
+        let (registry, mut book) = book(Subscription::uniform([DataType::Ticker], [BTC]));
+        let Message::Ticker(mut t) = ticker() else {
+            unreachable!()
+        };
+        t.market_state = Some("SOMETHING_NEW".into());
+        book.record(ticker(), SystemTime::now(), 1.0);
+        book.record(Message::Ticker(t), SystemTime::now(), 2.0);
+        assert_eq!(count(&registry, "upbit_market_state"), 1);
+        assert_eq!(
+            value(&registry, "upbit_market_state", &[("state", "OTHER")]),
+            Some(1.0)
+        );
+    }
+}

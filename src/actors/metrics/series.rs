@@ -1,0 +1,418 @@
+//! The series book: pre-resolved Prometheus handles for every subscribed (type, code), the
+//! per-code value series and the latest data of each code, created and removed as the
+//! subscription changes.
+//!
+//! - Per (type, code): `upbit_messages_received_total` and `upbit_last_message_timestamp_seconds`,
+//!   created at zero when the pair is subscribed, so `rate()` and alerts work before the first
+//!   message.
+//! - Per code: the value series (price, ticker, trades, orderbook, candles, market state),
+//!   created on first data (a price of 0 before any trade would lie) by [`record`](super::record).
+//! - Per type: the size and delay histograms, from the type's first subscription on (they keep
+//!   their history; there are at most 12 types).
+//! - The market state series ([`MarketEvents`]) of the subscribed codes.
+//!
+//! Series exist only for subscribed pairs: removed with their pair, so `/metrics` never grows on
+//! input.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use prometheus::{Counter, Gauge, Histogram, IntCounter, IntGauge};
+
+use super::market_events::MarketEvents;
+use crate::telemetry::Metrics;
+use crate::upbit::market_list::MarketListing;
+use crate::upbit::{DataType, Subscription};
+use crate::view::LatestMarket;
+
+/// Series of one subscribed (type, code) pair.
+pub(super) struct PairSeries {
+    pub received: IntCounter,
+    pub last_received: Gauge,
+}
+
+/// Everything kept for one subscribed code.
+#[derive(Default)]
+pub(super) struct CodeSeries {
+    pub pairs: HashMap<DataType, PairSeries>,
+    pub trade_price: Option<Gauge>,
+    pub ticker: Option<TickerSeries>,
+    /// (count, volume) per side: `[ask, bid]`.
+    pub trades: Option<[(IntCounter, Counter); 2]>,
+    /// Best ask and bid price, total ask and bid size.
+    pub orderbook: Option<[Gauge; 4]>,
+    pub candles: HashMap<DataType, Gauge>,
+    /// The state label now set and its series.
+    pub market_state: Option<(String, IntGauge)>,
+    /// What this code's tickers last said in the deprecated `market_warning` (`None`: nothing):
+    /// the same value [`MarketEvents`] holds, kept here so a ticker that repeats it costs no
+    /// lookup there.
+    pub ticker_warning: Option<bool>,
+    /// The latest message of each kind, for the data API.
+    pub latest: LatestMarket,
+}
+
+/// Ticker value series of one code.
+pub(super) struct TickerSeries {
+    pub signed_change_rate: Gauge,
+    pub acc_trade_volume_24h: Gauge,
+    pub acc_trade_price_24h: Gauge,
+    /// Created when a ticker first carries `is_trading_suspended` (deprecated by Upbit).
+    pub trading_suspended: Option<IntGauge>,
+    pub delisting: Option<Gauge>,
+}
+
+/// Every series the metrics actor writes, by subscribed code and type.
+pub(super) struct Series {
+    pub metrics: Metrics,
+    subscription: Subscription,
+    pub codes: HashMap<String, CodeSeries>,
+    sizes: HashMap<DataType, Histogram>,
+    pub delays: HashMap<DataType, Histogram>,
+    /// Warning, caution and info series of the subscribed codes.
+    pub events: MarketEvents,
+}
+
+impl Series {
+    /// The series of `subscription`, created at zero.
+    pub fn new(metrics: Metrics, subscription: Subscription) -> Self {
+        let mut series = Self {
+            metrics,
+            subscription: Subscription::default(),
+            codes: HashMap::new(),
+            sizes: HashMap::new(),
+            delays: HashMap::new(),
+            events: MarketEvents::default(),
+        };
+        series.subscribe(subscription);
+        series
+    }
+
+    /// Creates series for added pairs and removes those of dropped pairs.
+    pub fn subscribe(&mut self, next: Subscription) {
+        let removed: Vec<(DataType, String)> = self
+            .subscription
+            .pairs()
+            .filter(|(t, c)| !next.contains(*t, c))
+            .map(|(t, c)| (t, c.to_owned()))
+            .collect();
+        for (data_type, code) in removed {
+            self.remove_pair(data_type, &code);
+        }
+        let m = &self.metrics;
+        for (data_type, code) in next.pairs() {
+            let series = self.codes.entry(code.to_owned()).or_default();
+            series.pairs.entry(data_type).or_insert_with(|| PairSeries {
+                received: m
+                    .received_messages
+                    .with_label_values(&[data_type.as_str(), code]),
+                last_received: m
+                    .last_message_timestamp
+                    .with_label_values(&[data_type.as_str(), code]),
+            });
+        }
+        // Histograms per type exist from the first subscription of the type on, and stay: their
+        // history is worth keeping and there are at most 12 types.
+        for (data_type, _) in next.entries() {
+            let label = [data_type.as_str()];
+            self.sizes
+                .entry(data_type)
+                .or_insert_with(|| m.message_size.with_label_values(&label));
+            self.delays
+                .entry(data_type)
+                .or_insert_with(|| m.exchange_delay.with_label_values(&label));
+        }
+        for data_type in DataType::ALL {
+            let count = next
+                .entries()
+                .find(|(t, _)| *t == data_type)
+                .map_or(0, |(_, c)| c.len());
+            m.subscribed_codes
+                .with_label_values(&[data_type.as_str()])
+                .set(count as i64);
+        }
+        self.events.set_codes(m, &next.codes());
+        self.subscription = next;
+    }
+
+    fn remove_pair(&mut self, data_type: DataType, code: &str) {
+        let m = &self.metrics;
+        let t = data_type.as_str();
+        let _ = m.received_messages.remove_label_values(&[t, code]);
+        let _ = m.last_message_timestamp.remove_label_values(&[t, code]);
+        let Some(series) = self.codes.get_mut(code) else {
+            return;
+        };
+        series.pairs.remove(&data_type);
+        match data_type {
+            DataType::Ticker => {
+                if series.ticker.take().is_some() {
+                    for vec in [
+                        &m.signed_change_rate,
+                        &m.acc_trade_volume_24h,
+                        &m.acc_trade_price_24h,
+                    ] {
+                        let _ = vec.remove_label_values(&[code]);
+                    }
+                    let _ = m.trading_suspended.remove_label_values(&[code]);
+                    let _ = m.delisting_timestamp.remove_label_values(&[code]);
+                }
+                series.ticker_warning = None;
+                self.events.ticker_warning(m, code, None);
+                if let Some((state, _)) = series.market_state.take() {
+                    let _ = m.market_state.remove_label_values(&[code, &state]);
+                }
+            }
+            DataType::Trade => {
+                if series.trades.take().is_some() {
+                    for side in ["ask", "bid"] {
+                        let _ = m.trades.remove_label_values(&[code, side]);
+                        let _ = m.trade_volume.remove_label_values(&[code, side]);
+                    }
+                }
+            }
+            DataType::Orderbook => {
+                if series.orderbook.take().is_some() {
+                    for vec in [
+                        &m.best_ask_price,
+                        &m.best_bid_price,
+                        &m.total_ask_size,
+                        &m.total_bid_size,
+                    ] {
+                        let _ = vec.remove_label_values(&[code]);
+                    }
+                }
+            }
+            DataType::Candle(_) => {
+                if series.candles.remove(&data_type).is_some() {
+                    let _ = m.candle_close_price.remove_label_values(&[t, code]);
+                }
+            }
+        }
+        let price_source_left = series.pairs.contains_key(&DataType::Ticker)
+            || series.pairs.contains_key(&DataType::Trade);
+        if !price_source_left && series.trade_price.take().is_some() {
+            let _ = m.trade_price.remove_label_values(&[code]);
+        }
+        if series.pairs.is_empty() {
+            self.codes.remove(code);
+        }
+    }
+
+    /// Observes one frame's size, if its type is subscribed (or was).
+    pub fn frame_size(&self, data_type: DataType, bytes: usize) {
+        if let Some(histogram) = self.sizes.get(&data_type) {
+            histogram.observe(bytes as f64);
+        }
+    }
+
+    /// A new market list: the market state series follow it.
+    pub fn set_market_list(&mut self, list: Arc<HashMap<String, MarketListing>>) {
+        self.events.set_list(&self.metrics, list);
+    }
+
+    /// The code's entry in the last market list.
+    pub fn listing(&self, code: &str) -> Option<&MarketListing> {
+        self.events.listing(code)
+    }
+
+    /// The latest data of one code, if subscribed.
+    pub fn latest(&self, code: &str) -> Option<&LatestMarket> {
+        self.codes.get(code).map(|series| &series.latest)
+    }
+
+    /// The latest data of every subscribed code, by code.
+    pub fn markets(&self) -> Vec<(String, LatestMarket)> {
+        let mut markets: Vec<(String, LatestMarket)> = self
+            .codes
+            .iter()
+            .map(|(code, series)| (code.clone(), series.latest.clone()))
+            .collect();
+        markets.sort_by(|a, b| a.0.cmp(&b.0));
+        markets
+    }
+
+    /// The newest message time of each type (Unix seconds), over the codes that had one.
+    pub fn last_message_times(&self) -> BTreeMap<String, f64> {
+        let mut last = BTreeMap::new();
+        for series in self.codes.values() {
+            for (data_type, pair) in &series.pairs {
+                let at = pair.last_received.get();
+                if at > 0.0 {
+                    let entry = last.entry(data_type.as_str().to_owned()).or_insert(at);
+                    *entry = f64::max(*entry, at);
+                }
+            }
+        }
+        last
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use std::time::SystemTime;
+
+    use prometheus::proto::MetricType;
+    use prometheus::Registry;
+
+    use super::*;
+    use crate::upbit::decode::decode_frame;
+    use crate::upbit::Message;
+
+    /// A registry with the service's metrics, and the series book of `subscription` on it.
+    pub fn book(subscription: Subscription) -> (Registry, Series) {
+        let registry = Registry::new();
+        let metrics = Metrics::register(&registry).unwrap();
+        (registry, Series::new(metrics, subscription))
+    }
+
+    /// The value of the series `name` whose labels include `labels`, if it exists.
+    pub fn value(registry: &Registry, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        let family = registry.gather().into_iter().find(|f| f.name() == name)?;
+        let metric = family.get_metric().iter().find(|m| {
+            labels.iter().all(|(k, v)| {
+                m.get_label()
+                    .iter()
+                    .any(|l| l.name() == *k && l.value() == *v)
+            })
+        })?;
+        Some(match family.get_field_type() {
+            MetricType::COUNTER => metric.get_counter().get_value(),
+            MetricType::GAUGE => metric.get_gauge().get_value(),
+            _ => metric.get_histogram().get_sample_count() as f64,
+        })
+    }
+
+    /// How many series `name` has.
+    pub fn count(registry: &Registry, name: &str) -> usize {
+        registry
+            .gather()
+            .iter()
+            .find(|f| f.name() == name)
+            .map_or(0, |f| f.get_metric().len())
+    }
+
+    /// A real Upbit ticker (KRW-BTC), or trade, from the fixtures.
+    pub fn ticker() -> Message {
+        fixture(include_bytes!(
+            "../../../tests/fixtures/upbit/ticker_default_1.json"
+        ))
+    }
+
+    pub fn trade() -> Message {
+        fixture(include_bytes!(
+            "../../../tests/fixtures/upbit/trade_default_1.json"
+        ))
+    }
+
+    fn fixture(bytes: &[u8]) -> Message {
+        decode_frame(bytes).remove(0).unwrap()
+    }
+
+    fn pairs(entries: &[(DataType, &str)]) -> Subscription {
+        let mut subscription = Subscription::default();
+        for (data_type, code) in entries {
+            subscription.insert(*data_type, code);
+        }
+        subscription
+    }
+
+    const BTC: &str = "KRW-BTC";
+
+    #[test]
+    fn subscribed_pairs_start_at_zero_and_value_series_wait_for_data() {
+        let (registry, book) = book(pairs(&[
+            (DataType::Ticker, BTC),
+            (DataType::Trade, BTC),
+            (DataType::Trade, "KRW-ETH"),
+        ]));
+        let received = "upbit_received_messages_total";
+        assert_eq!(
+            value(&registry, received, &[("type", "ticker"), ("code", BTC)]),
+            Some(0.0)
+        );
+        assert_eq!(count(&registry, received), 3);
+        assert_eq!(count(&registry, "upbit_last_message_timestamp_seconds"), 3);
+        assert_eq!(
+            value(&registry, "upbit_subscribed_codes", &[("type", "trade")]),
+            Some(2.0)
+        );
+        assert_eq!(
+            value(
+                &registry,
+                "upbit_subscribed_codes",
+                &[("type", "orderbook")]
+            ),
+            Some(0.0),
+            "every type has its count"
+        );
+        assert_eq!(
+            count(&registry, "upbit_trade_price"),
+            0,
+            "no price before data"
+        );
+        assert!(book.latest(BTC).is_some() && book.latest("KRW-XRP").is_none());
+        assert_eq!(
+            book.markets()
+                .iter()
+                .map(|(c, _)| c.as_str())
+                .collect::<Vec<_>>(),
+            ["KRW-BTC", "KRW-ETH"]
+        );
+        assert!(book.last_message_times().is_empty(), "nothing received yet");
+    }
+
+    #[test]
+    fn dropping_a_pair_removes_its_series_and_the_price_stays_while_a_source_is_left() {
+        let (registry, mut book) = book(pairs(&[(DataType::Ticker, BTC), (DataType::Trade, BTC)]));
+        let now = SystemTime::now();
+        assert!(book.record(ticker(), now, 100.0));
+        assert!(book.record(trade(), now, 101.0));
+        assert!(value(&registry, "upbit_signed_change_rate", &[("code", BTC)]).is_some());
+        assert_eq!(
+            value(
+                &registry,
+                "upbit_market_state",
+                &[("code", BTC), ("state", "ACTIVE")]
+            ),
+            Some(1.0)
+        );
+        assert_eq!(count(&registry, "upbit_trades_total"), 2);
+
+        book.subscribe(pairs(&[(DataType::Trade, BTC)]));
+        assert_eq!(count(&registry, "upbit_received_messages_total"), 1);
+        assert_eq!(count(&registry, "upbit_signed_change_rate"), 0);
+        assert_eq!(count(&registry, "upbit_market_state"), 0);
+        assert!(
+            value(&registry, "upbit_trade_price", &[("code", BTC)]).is_some(),
+            "trades still set the price"
+        );
+        assert!(book.latest(BTC).is_some_and(|l| l.trade.is_some()));
+        assert!(
+            !book.record(ticker(), now, 102.0),
+            "a ticker of a dropped pair is not recorded"
+        );
+        assert_eq!(count(&registry, "upbit_signed_change_rate"), 0);
+
+        book.subscribe(Subscription::default());
+        for name in [
+            "upbit_received_messages_total",
+            "upbit_last_message_timestamp_seconds",
+            "upbit_trade_price",
+            "upbit_trades_total",
+            "upbit_trade_volume_total",
+        ] {
+            assert_eq!(count(&registry, name), 0, "{name}");
+        }
+        assert!(book.markets().is_empty());
+        assert_eq!(
+            value(
+                &registry,
+                "upbit_received_message_size_bytes",
+                &[("type", "ticker")]
+            ),
+            Some(0.0),
+            "the histograms per type stay"
+        );
+    }
+}

@@ -1,0 +1,170 @@
+//! The pipeline's side of the live stream: what the metrics actor holds.
+//!
+//! It encodes a market message only when some consumer may want its type (nothing at all while
+//! nobody listens), hands each batch to the hub, and turns link events into stream events, in
+//! order with the batches around them. A disabled stream is a publisher without a hub.
+
+use std::time::SystemTime;
+
+use super::event::Event;
+use super::hub::Hub;
+use crate::messages::LinkChanged;
+use crate::upbit::Message;
+
+/// What the pipeline holds: a hub, or nothing when the stream is disabled.
+#[derive(Clone, Default)]
+pub struct Publisher {
+    hub: Option<Hub>,
+}
+
+impl Publisher {
+    pub fn new(hub: Hub) -> Self {
+        Self { hub: Some(hub) }
+    }
+
+    /// Publishes nothing.
+    pub fn disabled() -> Self {
+        Self::default()
+    }
+
+    /// Encodes a market message when some consumer may want its type; `None` (and no work)
+    /// otherwise.
+    pub fn encode(&self, message: &Message, received_at: SystemTime) -> Option<Event> {
+        let hub = self.hub.as_ref()?;
+        let data_type = message.data_type()?;
+        if !hub.wants(data_type) {
+            return None;
+        }
+        Event::market(message, received_at)
+    }
+
+    /// Fans a batch out.
+    pub fn publish(&self, events: &[Event]) {
+        if let Some(hub) = &self.hub {
+            hub.publish(events);
+        }
+    }
+
+    /// Fans a link event out, in order with the batches around it.
+    pub fn link_changed(&self, event: &LinkChanged) {
+        if let Some(hub) = &self.hub {
+            hub.publish(&[Event::link(&event.change, event.at, event.connection)]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::messages::LinkChange;
+    use crate::stream::{Filter, Next, Transport};
+    use crate::telemetry::metrics::StreamMetrics;
+    use crate::upbit::model::Trade;
+    use crate::upbit::types::Side;
+
+    fn hub() -> Hub {
+        let metrics = StreamMetrics::register(&prometheus::Registry::new()).unwrap();
+        Hub::new(10, 10, metrics)
+    }
+
+    fn trade() -> Message {
+        Message::Trade(Trade {
+            code: "KRW-BTC".into(),
+            trade_price: 1.0,
+            trade_volume: 1.0,
+            ask_bid: Side::Ask,
+            prev_closing_price: None,
+            change: None,
+            change_price: None,
+            trade_date: None,
+            trade_time: None,
+            trade_timestamp: None,
+            timestamp: Some(1),
+            sequential_id: None,
+            best_ask_price: None,
+            best_ask_size: None,
+            best_bid_price: None,
+            best_bid_size: None,
+            stream_type: None,
+        })
+    }
+
+    fn connected() -> LinkChanged {
+        LinkChanged {
+            connection: 0,
+            change: LinkChange::Connected,
+            at: SystemTime::now(),
+        }
+    }
+
+    #[test]
+    fn a_disabled_publisher_encodes_nothing_and_publishing_is_harmless() {
+        let publisher = Publisher::disabled();
+        assert!(publisher.encode(&trade(), SystemTime::now()).is_none());
+        publisher.publish(&[]);
+        publisher.link_changed(&connected());
+    }
+
+    #[test]
+    fn only_types_some_consumer_wants_are_encoded() {
+        let hub = hub();
+        let publisher = Publisher::new(hub.clone());
+        let tickers = hub
+            .join(
+                Transport::Sse,
+                Filter::parse(Some("ticker"), None, 10).unwrap(),
+                "a".into(),
+            )
+            .unwrap();
+        assert!(
+            publisher.encode(&trade(), SystemTime::now()).is_none(),
+            "nobody wants trades"
+        );
+        let trades = hub
+            .join(
+                Transport::Sse,
+                Filter::parse(Some("trade"), None, 10).unwrap(),
+                "b".into(),
+            )
+            .unwrap();
+        let event = publisher.encode(&trade(), SystemTime::now());
+        assert!(event.is_some_and(|e| e.encoded.name == "trade"));
+        drop(trades);
+        assert!(
+            publisher.encode(&trade(), SystemTime::now()).is_none(),
+            "the interest follows the consumers who left"
+        );
+        drop(tickers);
+    }
+
+    #[test]
+    fn a_link_event_reaches_every_consumer_and_greets_the_next_one() {
+        let hub = hub();
+        let publisher = Publisher::new(hub.clone());
+        let trades = hub
+            .join(
+                Transport::Sse,
+                Filter::parse(Some("trade"), None, 10).unwrap(),
+                "a".into(),
+            )
+            .unwrap();
+        publisher.link_changed(&connected());
+        let later = hub
+            .join(Transport::WebSocket, Filter::everything(), "b".into())
+            .unwrap();
+        for (handle, waiting) in [(&trades, 2), (&later, 1)] {
+            assert_eq!(handle.consumer().queued(), waiting);
+            let mut last = None;
+            let waker = futures_util::task::noop_waker();
+            let mut cx = std::task::Context::from_waker(&waker);
+            while let std::task::Poll::Ready(Next::Message(m)) =
+                handle.consumer().poll_next(&mut cx)
+            {
+                last = Some(m);
+            }
+            let last = last.expect("a link event");
+            assert_eq!(last.name, "link");
+            assert!(last.json.contains("connected"), "{}", last.json);
+        }
+    }
+}
