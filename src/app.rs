@@ -142,8 +142,8 @@ pub async fn start(settings: Settings) -> Result<AppHandle, StartError> {
         let link_events = decoder.clone().recipient();
         let decoder = decoder.recipient();
         let config = ConnectionConfig::from_settings(&settings);
-        let attempt_budget = Arc::new(Mutex::new(RateWindow::upbit_connections()));
-        let request_budget = Arc::new(Mutex::new(RequestBudget::default()));
+        let attempt_budget = Arc::new(parking_lot::Mutex::new(RateWindow::upbit_connections()));
+        let request_budget = Arc::new(parking_lot::Mutex::new(RequestBudget::default()));
         Box::new(move |index, status, subscription, orderbook| {
             let peers = ConnectionPeers {
                 link_events: Some(link_events.clone()),

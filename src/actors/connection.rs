@@ -15,7 +15,7 @@
 
 use std::cell::Cell;
 use std::rc::Rc;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use actix::io::{SinkWrite, WriteHandler};
@@ -27,6 +27,7 @@ use awc::ws::{self, CloseCode, CloseReason, Frame};
 use awc::BoxedSocket;
 use bytes::{Bytes, BytesMut};
 use futures_util::stream::{SplitSink, StreamExt};
+use parking_lot::Mutex;
 
 use super::client::{build_client, classify, RetryAfterSlot};
 use super::pacing::{ban_penalty, Backoff, RateWindow, RequestBudget};
@@ -300,7 +301,7 @@ impl ConnectionActor {
 
     /// Sends the whole desired subscription (or idles on an empty one) and asks Upbit to list it.
     fn send_subscription(&mut self) {
-        self.request_budget().reserve(Instant::now());
+        self.peers.request_budget.lock().reserve(Instant::now());
         if self.subscription.is_empty() {
             self.link.sent = Some((Subscription::default(), self.config.orderbook.clone()));
             log::info!("connected with an empty subscription: idling (pings keep the link open)");
@@ -352,7 +353,7 @@ impl ConnectionActor {
             return;
         }
         let now = Instant::now();
-        let at = self.request_budget().earliest(now);
+        let at = self.peers.request_budget.lock().earliest(now);
         self.link.flush_pending = true;
         ctx.run_later(at.saturating_duration_since(now), |act, ctx| {
             act.link.flush_pending = false;
@@ -373,13 +374,6 @@ impl ConnectionActor {
             }
             act.send_subscription();
         });
-    }
-
-    fn request_budget(&self) -> std::sync::MutexGuard<'_, RequestBudget> {
-        self.peers
-            .request_budget
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Queues a frame on the sink; false if there is no open sink.
@@ -510,12 +504,7 @@ impl Actor for ConnectionActor {
         }
         let now = Instant::now();
         let wanted = now + std::mem::take(&mut self.next_delay);
-        let at = self
-            .peers
-            .attempt_budget
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .reserve(wanted);
+        let at = self.peers.attempt_budget.lock().reserve(wanted);
         let delay = at.saturating_duration_since(now);
         if !delay.is_zero() {
             self.peers.status.update(|s| {
