@@ -3,14 +3,13 @@
 //!
 //! The sender reserves room before `try_send` and keeps only what fits (the rest is dropped and
 //! counted by the caller); the receiver releases what it has handled. The depth is exported at
-//! scrape time as `upbit_pipeline_queue_depth{stage}`, read from the same counter.
+//! scrape time as `upbit_pipeline_queue_depth{stage}` (`telemetry::metrics::QueueDepthCollector`),
+//! read from the same counter.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use prometheus::core::{Collector, Desc};
-use prometheus::proto::MetricFamily;
-use prometheus::{IntGaugeVec, Opts};
+use crate::telemetry::metrics::QueueDepth;
 
 /// One stage's queue bound, shared by its sender and its receiver.
 #[derive(Debug, Clone)]
@@ -65,43 +64,18 @@ impl StageQueue {
     }
 }
 
-/// Exports the depth of every stage at scrape time.
-pub struct QueueDepthCollector {
-    gauge: IntGaugeVec,
-    stages: Vec<(&'static str, StageQueue)>,
-}
-
-impl QueueDepthCollector {
-    pub fn new(stages: Vec<(&'static str, StageQueue)>) -> prometheus::Result<Self> {
-        let gauge = IntGaugeVec::new(
-            Opts::new(
-                "upbit_pipeline_queue_depth",
-                "Frames (decoder) or messages (metrics) waiting in a pipeline stage.",
-            ),
-            &["stage"],
-        )?;
-        Ok(Self { gauge, stages })
-    }
-}
-
-impl Collector for QueueDepthCollector {
-    fn desc(&self) -> Vec<&Desc> {
-        self.gauge.desc()
-    }
-
-    fn collect(&self) -> Vec<MetricFamily> {
-        for (stage, queue) in &self.stages {
-            self.gauge
-                .with_label_values(&[stage])
-                .set(queue.depth() as i64);
-        }
-        self.gauge.collect()
+impl QueueDepth for StageQueue {
+    fn depth(&self) -> usize {
+        StageQueue::depth(self)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use prometheus::core::Collector;
+
     use super::*;
+    use crate::telemetry::metrics::QueueDepthCollector;
 
     #[test]
     fn grants_only_what_fits_and_release_makes_room() {
