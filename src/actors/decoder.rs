@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use actix::{Actor, Context, Handler, Recipient};
 
-use super::queue::StageQueue;
+use super::queue::{StageQueue, StageSender};
 use crate::messages::{FramesDecoded, FramesReceived, LinkChanged};
 use crate::status::StatusBoards;
-use crate::telemetry::events::{DecodeFailed, FieldSkipped, MessagesDropped, ServerErrorReceived};
+use crate::telemetry::events::{DecodeFailed, FieldSkipped, ServerErrorReceived};
 use crate::telemetry::{LogThrottle, Metrics};
 use crate::upbit::decode::decode_frame_lenient_with;
 use crate::upbit::{DecodeError, Message};
@@ -24,14 +24,12 @@ const LOG_EVERY: Duration = Duration::from_secs(10);
 pub struct DecoderActor {
     metrics: Metrics,
     status: StatusBoards,
-    sink: Recipient<FramesDecoded>,
     max_frame_bytes: usize,
     /// Frames waiting for this actor (released here).
     inbound: StageQueue,
-    /// Messages waiting for the metrics actor (reserved here).
-    outbound: StageQueue,
+    /// The metrics stage: decoded messages go there.
+    outbound: StageSender<FramesDecoded>,
     decode_log: LogThrottle,
-    drop_log: LogThrottle,
     field_log: LogThrottle,
     /// Where link events go on, in order with the decoded frames (the metrics actor).
     link_sink: Option<Recipient<LinkChanged>>,
@@ -49,12 +47,10 @@ impl DecoderActor {
         Self {
             metrics,
             status,
-            sink,
             max_frame_bytes,
             inbound,
-            outbound,
+            outbound: StageSender::new("metrics", sink, outbound),
             decode_log: LogThrottle::new(LOG_EVERY),
-            drop_log: LogThrottle::new(LOG_EVERY),
             field_log: LogThrottle::new(LOG_EVERY),
             link_sink: None,
         }
@@ -109,35 +105,13 @@ impl Handler<FramesReceived> for DecoderActor {
             }
         }
         self.inbound.release(frames);
-        if messages.is_empty() {
-            return;
-        }
-        let wanted = messages.len();
-        let granted = self.outbound.reserve(wanted);
-        messages.truncate(granted);
-        let mut dropped = wanted - granted;
-        if granted > 0 {
-            let decoded = FramesDecoded {
-                messages,
-                frame_sizes,
-                received_at: batch.received_at,
-                read_at: batch.read_at,
-            };
-            if self.sink.try_send(decoded).is_err() {
-                self.outbound.release(granted);
-                dropped = wanted;
-            }
-        }
-        if dropped > 0 {
-            let log = self.drop_log.allow();
-            MessagesDropped {
-                stage: "metrics",
-                reason: "queue_full",
-                count: dropped as u64,
-                log,
-            }
-            .emit(&self.metrics);
-        }
+        let wrap = |messages| FramesDecoded {
+            messages,
+            frame_sizes,
+            received_at: batch.received_at,
+            read_at: batch.read_at,
+        };
+        self.outbound.hand_over(messages, wrap, &self.metrics);
     }
 }
 
