@@ -157,8 +157,6 @@ where
 
 #[cfg(test)]
 mod tests {
-    use prometheus::core::Collector;
-
     use super::*;
     use crate::telemetry::metrics::QueueDepthCollector;
 
@@ -177,11 +175,14 @@ mod tests {
 
     #[test]
     fn the_collector_reports_live_depths() {
-        let queue = StageQueue::new(10);
-        let collector = QueueDepthCollector::new(vec![("decoder", queue.clone())]).unwrap();
+        let (queue, registry) = (StageQueue::new(10), prometheus::Registry::new());
+        QueueDepthCollector::register(&registry, vec![("decoder", queue.clone())]).unwrap();
         queue.reserve(3);
-        let families = collector.collect();
-        assert_eq!(families[0].get_metric()[0].get_gauge().get_value(), 3.0);
+        let families = registry.gather();
+        assert_eq!(families[0].name(), "upbit_pipeline_queue_depth");
+        let series = &families[0].get_metric()[0];
+        assert_eq!(series.get_label()[0].value(), "decoder");
+        assert_eq!(series.get_gauge().get_value(), 3.0);
     }
 
     /// Collects what it receives; never releases its queue (a stage that has stalled).

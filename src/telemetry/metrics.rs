@@ -361,29 +361,18 @@ pub struct QueueDepthCollector {
 }
 
 impl QueueDepthCollector {
-    pub fn new<Q: QueueDepth + 'static>(
-        stages: Vec<(&'static str, Q)>,
-    ) -> prometheus::Result<Self> {
-        let gauge = IntGaugeVec::new(
-            opts(
-                "upbit_pipeline_queue_depth",
-                "Frames (decoder) or messages (metrics) waiting in a pipeline stage.",
-            ),
-            &["stage"],
-        )?;
-        let stages = stages
-            .into_iter()
-            .map(|(stage, queue)| (stage, Box::new(queue) as Box<dyn QueueDepth>))
-            .collect();
-        Ok(Self { gauge, stages })
-    }
-
     /// Creates the collector for `stages` (name and queue) and registers it.
     pub fn register<Q: QueueDepth + 'static>(
         registry: &Registry,
         stages: Vec<(&'static str, Q)>,
     ) -> prometheus::Result<()> {
-        registry.register(Box::new(Self::new(stages)?))
+        let help = "Frames (decoder) or messages (metrics) waiting in a pipeline stage.";
+        let gauge = IntGaugeVec::new(opts("upbit_pipeline_queue_depth", help), &["stage"])?;
+        let stages = stages
+            .into_iter()
+            .map(|(stage, queue)| (stage, Box::new(queue) as Box<dyn QueueDepth>))
+            .collect();
+        registry.register(Box::new(Self { gauge, stages }))
     }
 }
 
