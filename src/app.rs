@@ -22,14 +22,14 @@ use crate::actors::decoder::DecoderActor;
 use crate::actors::manager::{ManagerConfig, SpawnConnection, SubscriptionManager};
 use crate::actors::metrics::MetricsActor;
 use crate::actors::pacing::{RateWindow, RequestBudget};
-use crate::actors::queue::{QueueDepthCollector, StageQueue};
+use crate::actors::queue::StageQueue;
 use crate::http::{self, AppState};
 use crate::messages::Shutdown;
 use crate::settings::Settings;
 use crate::status::{LinkState, StatusBoard, StatusBoards};
 use crate::stream::{Hub, Publisher};
 use crate::subscription::{load_state, move_aside, SavedState, StateError};
-use crate::telemetry::metrics::StreamMetrics;
+use crate::telemetry::metrics::{QueueDepthCollector, StreamMetrics};
 use crate::telemetry::Metrics;
 
 /// How long the HTTP server may take to finish in-flight requests at shutdown.
@@ -82,15 +82,14 @@ pub async fn start(settings: Settings) -> Result<AppHandle, StartError> {
     } = initial_subscription(&settings);
     let capacity = settings.pipeline.queue_capacity;
     let (decoder_queue, metrics_queue) = (StageQueue::new(capacity), StageQueue::new(capacity));
-    registry
-        .register(Box::new(
-            QueueDepthCollector::new(vec![
-                ("decoder", decoder_queue.clone()),
-                ("metrics", metrics_queue.clone()),
-            ])
-            .map_err(|e| StartError::Metrics(e.to_string()))?,
-        ))
-        .map_err(|e| StartError::Metrics(e.to_string()))?;
+    QueueDepthCollector::register(
+        &registry,
+        vec![
+            ("decoder", decoder_queue.clone()),
+            ("metrics", metrics_queue.clone()),
+        ],
+    )
+    .map_err(|e| StartError::Metrics(e.to_string()))?;
     // The live stream's fan-out, fed by the metrics actor (None when disabled).
     let stream_metrics =
         StreamMetrics::register(&registry).map_err(|e| StartError::Metrics(e.to_string()))?;
@@ -142,8 +141,8 @@ pub async fn start(settings: Settings) -> Result<AppHandle, StartError> {
         let link_events = decoder.clone().recipient();
         let decoder = decoder.recipient();
         let config = ConnectionConfig::from_settings(&settings);
-        let attempt_budget = Arc::new(Mutex::new(RateWindow::upbit_connections()));
-        let request_budget = Arc::new(Mutex::new(RequestBudget::default()));
+        let attempt_budget = Arc::new(parking_lot::Mutex::new(RateWindow::upbit_connections()));
+        let request_budget = Arc::new(parking_lot::Mutex::new(RequestBudget::default()));
         Box::new(move |index, status, subscription, orderbook| {
             let peers = ConnectionPeers {
                 link_events: Some(link_events.clone()),

@@ -2,9 +2,10 @@
 //! HTTP handlers (readers): what `/readyz` and `/api/v1/status` report.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use parking_lot::Mutex;
 use serde::Serialize;
 
 use crate::clock::unix_seconds;
@@ -85,22 +86,14 @@ impl StatusBoard {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, ConnectionStatus> {
-        // A panic while holding this lock cannot leave the plain data inconsistent.
-        self.inner
-            .status
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
     /// A copy of the current status.
     pub fn snapshot(&self) -> ConnectionStatus {
-        self.lock().clone()
+        self.inner.status.lock().clone()
     }
 
     /// Applies a change and stamps `since` when the state changes.
     pub fn update(&self, change: impl FnOnce(&mut ConnectionStatus)) {
-        let mut status = self.lock();
+        let mut status = self.inner.status.lock();
         let before = status.state;
         change(&mut status);
         if status.state != before {
@@ -173,13 +166,9 @@ impl StatusBoards {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Vec<StatusBoard>> {
-        self.boards.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     /// The board of connection `index`, created (with any missing before it) when new.
     pub fn get_or_add(&self, index: usize) -> StatusBoard {
-        let mut boards = self.lock();
+        let mut boards = self.boards.lock();
         while boards.len() <= index {
             boards.push(StatusBoard::new());
         }
@@ -188,16 +177,16 @@ impl StatusBoards {
 
     /// The board of connection `index`, if it is in use.
     pub fn get(&self, index: usize) -> Option<StatusBoard> {
-        self.lock().get(index).cloned()
+        self.boards.lock().get(index).cloned()
     }
 
     /// Forgets the boards from `len` on (connections no longer in use); keeps connection 0.
     pub fn truncate(&self, len: usize) {
-        self.lock().truncate(len.max(1));
+        self.boards.lock().truncate(len.max(1));
     }
 
     pub fn all(&self) -> Vec<StatusBoard> {
-        self.lock().clone()
+        self.boards.lock().clone()
     }
 
     /// Why the service is not ready, if it is not: the first connection that is not.

@@ -1,19 +1,34 @@
 //! DecoderActor: frames in, typed market messages out.
 //!
-//! Runs on its own arbiter (thread) so decoding never delays the socket reader. Status frames
+//! Runs on the pipeline arbiter beside the connections and the metrics actor (one thread apart
+//! from the HTTP workers; `app.rs` says why). Status frames
 //! only prove liveness (the connection actor already noted the frame); error frames are counted
 //! and logged loudly; LIST_SUBSCRIPTIONS answers go to the status board; market messages go to
 //! the metrics actor, one envelope per batch of frames. Messages beyond the metrics stage's
 //! queue bound are dropped and counted.
+//!
+//! Not supervised, on purpose (and the same is recommended for the metrics actor). actix's
+//! `Supervisor` restarts an actor when it *stops*, and this one never stops on its own: no
+//! handler calls `ctx.stop()`, and its addresses live as long as the pipeline (the connections
+//! hold one), so it ends only with the pipeline thread. The one way it can die early, a panic in
+//! a handler, is not a stop: tokio catches the panic and drops the actor's task, `Supervisor`
+//! included, so no restart happens either way (the test below pins this actix behaviour). A
+//! restart would also lose little, the log throttles, since the mailbox is kept across one.
+//! What guards the pipeline instead: decoding cannot panic on any input (a property test feeds
+//! it arbitrary bytes; a bad frame is a counted `upbit_decode_errors_total`, never a panic); and
+//! were this actor gone, every later batch would fail `try_send` as closed and be counted as
+//! `upbit_dropped_messages_total{stage="decoder",reason="stopped"}` (the alert
+//! `UpbitExporterDroppedMessages` fires), with `upbit_pipeline_queue_depth{stage="decoder"}`
+//! stuck at what the dead mailbox held, instead of frames vanishing unseen.
 
 use std::time::Duration;
 
 use actix::{Actor, Context, Handler, Recipient};
 
-use super::queue::StageQueue;
+use super::queue::{StageQueue, StageSender};
 use crate::messages::{FramesDecoded, FramesReceived, LinkChanged};
 use crate::status::StatusBoards;
-use crate::telemetry::events::{DecodeFailed, FieldSkipped, MessagesDropped, ServerErrorReceived};
+use crate::telemetry::events::{DecodeFailed, FieldSkipped, ServerErrorReceived};
 use crate::telemetry::{LogThrottle, Metrics};
 use crate::upbit::decode::decode_frame_lenient_with;
 use crate::upbit::{DecodeError, Message};
@@ -24,14 +39,12 @@ const LOG_EVERY: Duration = Duration::from_secs(10);
 pub struct DecoderActor {
     metrics: Metrics,
     status: StatusBoards,
-    sink: Recipient<FramesDecoded>,
     max_frame_bytes: usize,
     /// Frames waiting for this actor (released here).
     inbound: StageQueue,
-    /// Messages waiting for the metrics actor (reserved here).
-    outbound: StageQueue,
+    /// The metrics stage: decoded messages go there.
+    outbound: StageSender<FramesDecoded>,
     decode_log: LogThrottle,
-    drop_log: LogThrottle,
     field_log: LogThrottle,
     /// Where link events go on, in order with the decoded frames (the metrics actor).
     link_sink: Option<Recipient<LinkChanged>>,
@@ -49,12 +62,10 @@ impl DecoderActor {
         Self {
             metrics,
             status,
-            sink,
             max_frame_bytes,
             inbound,
-            outbound,
+            outbound: StageSender::new("metrics", sink, outbound),
             decode_log: LogThrottle::new(LOG_EVERY),
-            drop_log: LogThrottle::new(LOG_EVERY),
             field_log: LogThrottle::new(LOG_EVERY),
             link_sink: None,
         }
@@ -109,35 +120,13 @@ impl Handler<FramesReceived> for DecoderActor {
             }
         }
         self.inbound.release(frames);
-        if messages.is_empty() {
-            return;
-        }
-        let wanted = messages.len();
-        let granted = self.outbound.reserve(wanted);
-        messages.truncate(granted);
-        let mut dropped = wanted - granted;
-        if granted > 0 {
-            let decoded = FramesDecoded {
-                messages,
-                frame_sizes,
-                received_at: batch.received_at,
-                read_at: batch.read_at,
-            };
-            if self.sink.try_send(decoded).is_err() {
-                self.outbound.release(granted);
-                dropped = wanted;
-            }
-        }
-        if dropped > 0 {
-            let log = self.drop_log.allow();
-            MessagesDropped {
-                stage: "metrics",
-                reason: "queue_full",
-                count: dropped as u64,
-                log,
-            }
-            .emit(&self.metrics);
-        }
+        let wrap = |messages| FramesDecoded {
+            messages,
+            frame_sizes,
+            received_at: batch.received_at,
+            read_at: batch.read_at,
+        };
+        self.outbound.hand_over(messages, wrap, &self.metrics);
     }
 }
 
@@ -196,5 +185,73 @@ impl Handler<LinkChanged> for DecoderActor {
         if let Some(sink) = &self.link_sink {
             sink.do_send(event);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use actix::{Actor, ActorContext, Context, Handler, Supervised, Supervisor};
+
+    /// An actor that can be told to stop or to panic, counting its restarts.
+    struct Fragile {
+        restarts: Arc<AtomicUsize>,
+    }
+
+    impl Actor for Fragile {
+        type Context = Context<Self>;
+    }
+
+    impl Supervised for Fragile {
+        fn restarting(&mut self, _: &mut Context<Self>) {
+            self.restarts.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[derive(actix::Message)]
+    #[rtype(result = "()")]
+    enum Poke {
+        Stop,
+        Panic,
+        Ping,
+    }
+
+    impl Handler<Poke> for Fragile {
+        type Result = ();
+        fn handle(&mut self, poke: Poke, ctx: &mut Context<Self>) {
+            match poke {
+                Poke::Stop => ctx.stop(),
+                Poke::Panic => panic!("a handler panicked (expected by this test)"),
+                Poke::Ping => {}
+            }
+        }
+    }
+
+    /// The premise of the module doc's decision: supervision covers a stop, not a panic.
+    #[actix_rt::test]
+    async fn a_supervisor_restarts_a_stopped_actor_but_not_one_whose_handler_panicked() {
+        let restarts = Arc::new(AtomicUsize::new(0));
+        let counter = restarts.clone();
+        let addr = Supervisor::start(move |_| Fragile { restarts: counter });
+
+        addr.send(Poke::Stop).await.unwrap();
+        addr.send(Poke::Ping).await.expect("restarted after a stop");
+        assert_eq!(restarts.load(Ordering::SeqCst), 1);
+
+        assert!(
+            addr.send(Poke::Panic).await.is_err(),
+            "no answer from a panic"
+        );
+        assert!(
+            addr.send(Poke::Ping).await.is_err(),
+            "gone for good after a panic, although supervised"
+        );
+        assert_eq!(
+            restarts.load(Ordering::SeqCst),
+            1,
+            "no restart after a panic"
+        );
     }
 }

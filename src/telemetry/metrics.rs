@@ -3,6 +3,8 @@
 //! Names follow Prometheus conventions: prefix `upbit_`, base units, `_total` on counters.
 //! Label values are bounded: codes come from the subscription, reasons are fixed codes.
 
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
 use prometheus::{
     Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
     Opts, Registry,
@@ -342,5 +344,49 @@ impl StreamMetrics {
             m.disconnects.with_label_values(&[reason]);
         }
         Ok(m)
+    }
+}
+
+/// A pipeline stage's queue as the depth gauge reads it (`actors::queue::StageQueue`).
+pub trait QueueDepth: Send + Sync {
+    /// Items (frames or messages) waiting in the stage now.
+    fn depth(&self) -> usize;
+}
+
+/// `upbit_pipeline_queue_depth{stage}`, read at scrape time from each stage's own counter, so
+/// the hot path never touches a gauge.
+pub struct QueueDepthCollector {
+    gauge: IntGaugeVec,
+    stages: Vec<(&'static str, Box<dyn QueueDepth>)>,
+}
+
+impl QueueDepthCollector {
+    /// Creates the collector for `stages` (name and queue) and registers it.
+    pub fn register<Q: QueueDepth + 'static>(
+        registry: &Registry,
+        stages: Vec<(&'static str, Q)>,
+    ) -> prometheus::Result<()> {
+        let help = "Frames (decoder) or messages (metrics) waiting in a pipeline stage.";
+        let gauge = IntGaugeVec::new(opts("upbit_pipeline_queue_depth", help), &["stage"])?;
+        let stages = stages
+            .into_iter()
+            .map(|(stage, queue)| (stage, Box::new(queue) as Box<dyn QueueDepth>))
+            .collect();
+        registry.register(Box::new(Self { gauge, stages }))
+    }
+}
+
+impl Collector for QueueDepthCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.gauge.desc()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        for (stage, queue) in &self.stages {
+            self.gauge
+                .with_label_values(&[stage])
+                .set(queue.depth() as i64);
+        }
+        self.gauge.collect()
     }
 }
