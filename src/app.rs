@@ -60,142 +60,207 @@ pub struct AppHandle {
     stream: Option<Hub>,
 }
 
-/// Starts everything on the current actix System.
+/// Starts everything on the current actix System: binds the HTTP port first (so a taken port
+/// fails before any connection to Upbit), then the live stream, the pipeline, the HTTP server.
 pub async fn start(settings: Settings) -> Result<AppHandle, StartError> {
-    let listen = settings.http.listen;
-    let listener = TcpListener::bind(listen).map_err(|source| StartError::Bind {
-        addr: listen,
-        source,
-    })?;
-    let http_addr = listener.local_addr().map_err(|source| StartError::Bind {
-        addr: listen,
-        source,
-    })?;
-
+    let (listener, http_addr) = bind(settings.http.listen)?;
     let registry = Registry::new();
-    let metrics = Metrics::register(&registry).map_err(|e| StartError::Metrics(e.to_string()))?;
-    let status = StatusBoard::new();
-    let SavedState {
-        subscription,
-        revision,
-        orderbook: restored_orderbook,
-    } = initial_subscription(&settings);
-    let capacity = settings.pipeline.queue_capacity;
-    let (decoder_queue, metrics_queue) = (StageQueue::new(capacity), StageQueue::new(capacity));
-    QueueDepthCollector::register(
-        &registry,
-        vec![
-            ("decoder", decoder_queue.clone()),
-            ("metrics", metrics_queue.clone()),
-        ],
-    )
-    .map_err(|e| StartError::Metrics(e.to_string()))?;
-    // The live stream's fan-out, fed by the metrics actor (None when disabled).
-    let stream_metrics =
-        StreamMetrics::register(&registry).map_err(|e| StartError::Metrics(e.to_string()))?;
-    let stream = settings.stream.enabled.then(|| {
-        Hub::new(
-            settings.stream.max_consumers,
-            settings.stream.trade_queue,
-            stream_metrics,
+    let metrics = Metrics::register(&registry).map_err(StartError::metrics)?;
+    let stream = live_stream(&settings, &registry)?;
+    let pipeline = Pipeline::start(&settings, &registry, &metrics, stream.as_ref())?;
+    let state = app_state(&settings, &pipeline, stream.clone());
+    let server = serve(&settings, listener, &registry, state)?;
+    log::info!(
+        "started version={} http={http_addr} upbit={} control={}",
+        env!("CARGO_PKG_VERSION"),
+        settings.upbit.url,
+        if settings.control.token.is_some() {
+            "enabled"
+        } else {
+            "read-only (no token)"
+        }
+    );
+    Ok(AppHandle {
+        http_addr,
+        registry,
+        boards: pipeline.boards,
+        manager: pipeline.manager,
+        server,
+        pipeline: pipeline.arbiter,
+        stream,
+    })
+}
+
+impl StartError {
+    fn metrics(error: impl std::fmt::Display) -> Self {
+        Self::Metrics(error.to_string())
+    }
+}
+
+/// The HTTP listener and the address it really has (port 0 resolved).
+fn bind(listen: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError> {
+    let error = |source| StartError::Bind {
+        addr: listen,
+        source,
+    };
+    let listener = TcpListener::bind(listen).map_err(error)?;
+    let addr = listener.local_addr().map_err(error)?;
+    Ok((listener, addr))
+}
+
+/// The live stream's fan-out, fed by the metrics actor; `None` when `stream.enabled` is off
+/// (its metrics are registered either way, so dashboards see zeros rather than nothing).
+fn live_stream(settings: &Settings, registry: &Registry) -> Result<Option<Hub>, StartError> {
+    let metrics = StreamMetrics::register(registry).map_err(StartError::metrics)?;
+    let stream = &settings.stream;
+    Ok(stream.enabled.then(|| {
+        Hub::new(stream.max_consumers, stream.trade_queue, metrics)
+            .with_max_per_address(stream.max_consumers_per_address)
+    }))
+}
+
+/// The actors and the thread they share.
+struct Pipeline {
+    arbiter: Arbiter,
+    boards: StatusBoards,
+    manager: Addr<SubscriptionManager>,
+    metrics_actor: Addr<MetricsActor>,
+}
+
+impl Pipeline {
+    /// Starts the metrics actor, the decoder and the manager (which starts the connections).
+    ///
+    /// The socket reader, the decoder and the metrics share one thread, apart from the HTTP
+    /// workers, so scrapes and control calls never wait on the feed. Measured (benches/e2e.rs):
+    /// handing each batch to another thread cost 0.6 µs per frame (1.60x the floor against
+    /// 1.27x) for no throughput gain; the bounded stage queues still keep a slow stage from
+    /// holding frames without limit. The manager and every connection run there too (never on
+    /// the caller's thread, which may be busy).
+    fn start(
+        settings: &Settings,
+        registry: &Registry,
+        metrics: &Metrics,
+        stream: Option<&Hub>,
+    ) -> Result<Self, StartError> {
+        let SavedState {
+            subscription,
+            revision,
+            orderbook: restored_orderbook,
+        } = initial_subscription(settings);
+        let capacity = settings.pipeline.queue_capacity;
+        let (decoder_queue, metrics_queue) = (StageQueue::new(capacity), StageQueue::new(capacity));
+        QueueDepthCollector::register(
+            registry,
+            vec![
+                ("decoder", decoder_queue.clone()),
+                ("metrics", metrics_queue.clone()),
+            ],
         )
-        .with_max_per_address(settings.stream.max_consumers_per_address)
-    });
-
-    // The socket reader, the decoder and the metrics share one thread, apart from the HTTP
-    // workers, so scrapes and control calls never wait on the feed. Measured (benches/e2e.rs):
-    // handing each batch to another thread cost 0.6 µs per frame (1.60x the floor against 1.27x)
-    // for no throughput gain; the bounded stage queues still keep a slow stage from holding
-    // frames without limit.
-    let pipeline = Arbiter::new();
-    let metrics_actor = {
-        let (metrics, subscription) = (metrics.clone(), subscription.clone());
-        let inbound = metrics_queue.clone();
-        let publisher = stream
-            .clone()
-            .map_or_else(Publisher::disabled, Publisher::new);
-        MetricsActor::start_in_arbiter(&pipeline.handle(), move |_| {
-            MetricsActor::new(metrics, subscription, inbound).with_stream(publisher)
-        })
-    };
-    let boards = StatusBoards::new(status);
-    let decoder = {
-        let (metrics, status, sink) = (
-            metrics.clone(),
-            boards.clone(),
-            metrics_actor.clone().recipient(),
-        );
-        let max_frame_bytes = settings.pipeline.max_frame_bytes;
-        let (inbound, outbound) = (decoder_queue.clone(), metrics_queue);
-        let link_sink = metrics_actor.clone().recipient();
-        DecoderActor::start_in_arbiter(&pipeline.handle(), move |_| {
-            DecoderActor::new(metrics, status, sink, max_frame_bytes, inbound, outbound)
-                .with_link_sink(link_sink)
-        })
-    };
-    // The manager and every connection run on the pipeline thread beside the decoder (never on
-    // the caller's thread, which may be busy); the manager starts connections as the
-    // subscription needs them, all sharing Upbit's budgets for attempts and requests.
-    let spawn: SpawnConnection = {
-        let (arbiter, metrics) = (pipeline.handle(), metrics.clone());
-        let link_events = decoder.clone().recipient();
-        let decoder = decoder.recipient();
-        let config = ConnectionConfig::from_settings(&settings);
-        let attempt_budget = Arc::new(parking_lot::Mutex::new(RateWindow::upbit_connections()));
-        let request_budget = Arc::new(parking_lot::Mutex::new(RequestBudget::default()));
-        Box::new(move |index, status, subscription, orderbook| {
-            let peers = ConnectionPeers {
-                link_events: Some(link_events.clone()),
-                decoder: decoder.clone(),
-                decoder_queue: decoder_queue.clone(),
-                metrics: metrics.clone(),
-                status,
-                attempt_budget: attempt_budget.clone(),
-                request_budget: request_budget.clone(),
-            };
-            let config = ConnectionConfig {
-                index,
-                orderbook,
-                ..config.clone()
-            };
-            Supervisor::start_in_arbiter(&arbiter, move |_| {
-                ConnectionActor::new(config, peers, subscription)
+        .map_err(StartError::metrics)?;
+        let connection_queue = decoder_queue.clone();
+        let arbiter = Arbiter::new();
+        let metrics_actor = {
+            let (metrics, subscription) = (metrics.clone(), subscription.clone());
+            let inbound = metrics_queue.clone();
+            let publisher = stream
+                .cloned()
+                .map_or_else(Publisher::disabled, Publisher::new);
+            MetricsActor::start_in_arbiter(&arbiter.handle(), move |_| {
+                MetricsActor::new(metrics, subscription, inbound).with_stream(publisher)
             })
+        };
+        let boards = StatusBoards::new(StatusBoard::new());
+        let decoder = {
+            let (metrics, status) = (metrics.clone(), boards.clone());
+            let (sink, link_sink) = (
+                metrics_actor.clone().recipient(),
+                metrics_actor.clone().recipient(),
+            );
+            let max_frame_bytes = settings.pipeline.max_frame_bytes;
+            DecoderActor::start_in_arbiter(&arbiter.handle(), move |_| {
+                DecoderActor::new(
+                    metrics,
+                    status,
+                    sink,
+                    max_frame_bytes,
+                    decoder_queue,
+                    metrics_queue,
+                )
+                .with_link_sink(link_sink)
+            })
+        };
+        let spawn = spawn_connections(settings, &arbiter, metrics, decoder, connection_queue);
+        let manager = {
+            let config = ManagerConfig::from_settings(settings);
+            let (boards, sink, metrics) = (
+                boards.clone(),
+                metrics_actor.clone().recipient(),
+                metrics.clone(),
+            );
+            let details = metrics_actor.clone().recipient();
+            SubscriptionManager::start_in_arbiter(&arbiter.handle(), move |_| {
+                let manager =
+                    SubscriptionManager::new(config, subscription, boards, spawn, sink, metrics)
+                        .with_revision(revision)
+                        .with_market_details(details);
+                match restored_orderbook {
+                    Some(orderbook) => manager.with_orderbook(orderbook),
+                    None => manager,
+                }
+            })
+        };
+        Ok(Self {
+            arbiter,
+            boards,
+            manager,
+            metrics_actor,
         })
-    };
-    let manager = {
-        let config = ManagerConfig::from_settings(&settings);
-        let (boards, sink, metrics) = (
-            boards.clone(),
-            metrics_actor.clone().recipient(),
-            metrics.clone(),
-        );
-        let details = metrics_actor.clone().recipient();
-        SubscriptionManager::start_in_arbiter(&pipeline.handle(), move |_| {
-            let manager =
-                SubscriptionManager::new(config, subscription, boards, spawn, sink, metrics)
-                    .with_revision(revision)
-                    .with_market_details(details);
-            match restored_orderbook {
-                Some(orderbook) => manager.with_orderbook(orderbook),
-                None => manager,
-            }
-        })
-    };
+    }
+}
 
-    let prometheus = PrometheusMetricsBuilder::new("upbit")
-        .registry(registry.clone())
-        .endpoint("/metrics")
-        .exclude("/healthz")
-        .exclude("/readyz")
-        .mask_unmatched_patterns("UNKNOWN")
-        .build()
-        .map_err(|e| StartError::Metrics(e.to_string()))?;
-    let state = AppState {
-        status: boards.clone(),
+/// What the manager calls to start connection `index`: every connection feeds the one decoder
+/// through its queue and shares Upbit's budgets for connection attempts and requests.
+fn spawn_connections(
+    settings: &Settings,
+    arbiter: &Arbiter,
+    metrics: &Metrics,
+    decoder: Addr<DecoderActor>,
+    decoder_queue: StageQueue,
+) -> SpawnConnection {
+    let (arbiter, metrics) = (arbiter.handle(), metrics.clone());
+    let link_events = decoder.clone().recipient();
+    let decoder = decoder.recipient();
+    let config = ConnectionConfig::from_settings(settings);
+    let attempt_budget = Arc::new(parking_lot::Mutex::new(RateWindow::upbit_connections()));
+    let request_budget = Arc::new(parking_lot::Mutex::new(RequestBudget::default()));
+    Box::new(move |index, status, subscription, orderbook| {
+        let peers = ConnectionPeers {
+            link_events: Some(link_events.clone()),
+            decoder: decoder.clone(),
+            decoder_queue: decoder_queue.clone(),
+            metrics: metrics.clone(),
+            status,
+            attempt_budget: attempt_budget.clone(),
+            request_budget: request_budget.clone(),
+        };
+        let config = ConnectionConfig {
+            index,
+            orderbook,
+            ..config.clone()
+        };
+        Supervisor::start_in_arbiter(&arbiter, move |_| {
+            ConnectionActor::new(config, peers, subscription)
+        })
+    })
+}
+
+/// What every HTTP handler reads.
+fn app_state(settings: &Settings, pipeline: &Pipeline, stream: Option<Hub>) -> AppState {
+    AppState {
+        status: pipeline.boards.clone(),
         freshness: settings.connection.idle_timeout,
-        manager: manager.clone(),
-        metrics_actor,
+        manager: pipeline.manager.clone(),
+        metrics_actor: pipeline.metrics_actor.clone(),
         auth: http::auth::Auth {
             token: settings.control.token.clone(),
             protect_reads: settings.control.protect_reads,
@@ -210,14 +275,33 @@ pub async fn start(settings: Settings) -> Result<AppHandle, StartError> {
         upbit_url: settings.upbit.url.clone(),
         format: settings.upbit.format,
         live: http::live::LiveStream {
-            hub: stream.clone(),
+            hub: stream,
             max_codes: settings.control.max_codes,
         },
-    };
+    }
+}
+
+/// Starts the HTTP server on `listener`: `/metrics` (the registry, plus actix-web-prom's
+/// request metrics), health, the API and the live page, on `http.workers` threads.
+fn serve(
+    settings: &Settings,
+    listener: TcpListener,
+    registry: &Registry,
+    state: AppState,
+) -> Result<ServerHandle, StartError> {
+    let prometheus = PrometheusMetricsBuilder::new("upbit")
+        .registry(registry.clone())
+        .endpoint("/metrics")
+        .exclude("/healthz")
+        .exclude("/readyz")
+        .mask_unmatched_patterns("UNKNOWN")
+        .build()
+        .map_err(StartError::metrics)?;
     let workers = match settings.http.workers {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     };
+    let listen = settings.http.listen;
     let server = HttpServer::new(move || {
         actix_web::App::new()
             .wrap(prometheus.clone())
@@ -238,25 +322,7 @@ pub async fn start(settings: Settings) -> Result<AppHandle, StartError> {
     .run();
     let handle = server.handle();
     actix_rt::spawn(server);
-    log::info!(
-        "started version={} http={http_addr} upbit={} control={}",
-        env!("CARGO_PKG_VERSION"),
-        settings.upbit.url,
-        if settings.control.token.is_some() {
-            "enabled"
-        } else {
-            "read-only (no token)"
-        }
-    );
-    Ok(AppHandle {
-        http_addr,
-        registry,
-        boards,
-        manager,
-        server: handle,
-        pipeline,
-        stream,
-    })
+    Ok(handle)
 }
 
 /// The configured subscription (revision 0), or the one an operator set before a restart and
