@@ -26,9 +26,11 @@ use futures_util::Stream;
 use serde::Deserialize;
 use tokio::sync::oneshot;
 use tokio::time::{interval_at, Instant, Interval};
+use utoipa::IntoParams;
 
-use super::auth::Access;
+use super::auth::Reader;
 use super::error::ApiError;
+use super::openapi::StreamRefused;
 use super::AppState;
 use crate::frame_limit::{self, Overflow};
 use crate::stream::hub::{Consumer, Ending};
@@ -60,16 +62,28 @@ pub struct LiveStream {
     pub max_codes: usize,
 }
 
-#[derive(Debug, Deserialize)]
+/// `?types=…&codes=…`: what a consumer receives.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-struct StreamQuery {
+pub struct StreamQuery {
+    /// Comma-separated data types to receive (ticker, trade, orderbook, candle.1s ... candle.240m);
+    /// all when absent.
+    #[param(
+        pattern = r"^(ticker|trade|orderbook|candle\.(1s|1m|3m|5m|10m|15m|30m|60m|240m))(,(ticker|trade|orderbook|candle\.(1s|1m|3m|5m|10m|15m|30m|60m|240m)))*$",
+        example = "ticker,trade"
+    )]
     types: Option<String>,
+    /// Comma-separated upper-case market codes to receive; every subscribed code when absent.
+    #[param(
+        pattern = r"^[A-Z]+-[A-Z0-9]+(,[A-Z]+-[A-Z0-9]+)*$",
+        example = "KRW-BTC,KRW-ETH"
+    )]
     codes: Option<String>,
 }
 
-/// Auth, then the query, then the switch: the hub and the consumer's filter.
+/// The query, then the switch (after the token: [`Reader`]): the hub and the consumer's filter.
 fn admit(request: &HttpRequest, state: &AppState) -> Result<(Hub, Filter), ApiError> {
-    state.auth.check(request, Access::Read)?;
     let query = web::Query::<StreamQuery>::from_query(request.query_string()).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -118,8 +132,22 @@ fn join(
 
 // --- WebSocket ------------------------------------------------------------------------------
 
-/// `GET /api/v1/stream`: upgrades to a WebSocket; a plain GET gets 426.
+/// The live stream over WebSocket: one text frame per message (StreamMessage JSON).
+///
+/// Tickers, orderbooks and candles a consumer has not read yet are replaced by newer ones; more
+/// than stream.trade_queue unread trades end the connection with close code 1008 and reason
+/// slow. Pings every 15 s; no answer for 45 s ends it. A plain GET gets 426.
+#[utoipa::path(get, tag = "stream", path = "/api/v1/stream",
+    params(StreamQuery),
+    responses(
+        (status = 101, description = "switched to WebSocket; every text frame is a StreamMessage"),
+        (status = 426, description = "a plain GET: this route needs Upgrade: websocket (/api/v1/events serves the same as Server-Sent Events)",
+            body = super::error::ErrorBody, headers(("Upgrade" = String, description = "websocket"))),
+        StreamRefused,
+    ),
+)]
 pub async fn websocket(
+    _: Reader,
     request: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
@@ -286,8 +314,21 @@ async fn close_websocket(
 
 // --- Server-Sent Events ---------------------------------------------------------------------
 
-/// `GET /api/v1/events`: the stream as `text/event-stream`.
+/// The live stream as Server-Sent Events.
+///
+/// Per message `event: <name>` and `data: <StreamMessage JSON>`; a `: keep-alive` comment after
+/// 15 s without one. Same backpressure as /api/v1/stream; a stream the service ends gets a final
+/// `close` event.
+#[utoipa::path(get, tag = "stream", path = "/api/v1/events",
+    params(StreamQuery),
+    responses(
+        (status = 200, description = "text/event-stream of StreamMessage events (named ticker, trade, orderbook, candle.*, link, close)",
+            body = String, content_type = "text/event-stream"),
+        StreamRefused,
+    ),
+)]
 pub async fn events(
+    _: Reader,
     request: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
