@@ -15,6 +15,7 @@ pub mod health;
 pub mod live;
 pub mod openapi;
 pub mod page;
+pub mod status;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -85,7 +86,7 @@ const ROUTES: [Route; 15] = [
     Route {
         path: "/api/v1/status",
         allow: "GET",
-        handlers: |r| r.route(web::get().to(control::status)),
+        handlers: |r| r.route(web::get().to(status::status)),
     },
     Route {
         path: "/api/v1/subscriptions",

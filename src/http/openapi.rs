@@ -41,7 +41,7 @@ UPBIT_EXPORTER__CONTROL__TOKEN); without a configured token they answer 403. Eve
         super::health::readyz,
         metrics,
         openapi_json,
-        super::control::status,
+        super::status::status,
         super::control::get_subscriptions,
         super::control::put_subscriptions,
         super::control::patch_subscriptions,
