@@ -7,12 +7,13 @@ use std::time::{Duration, Instant, SystemTime};
 
 use parking_lot::Mutex;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::clock::unix_seconds;
 use crate::upbit::model::ListedSubscription;
 
 /// Where the connection is in its life cycle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LinkState {
     /// Waiting before the next attempt.
@@ -28,22 +29,27 @@ pub enum LinkState {
 }
 
 /// A snapshot of the connection's state.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ConnectionStatus {
     pub state: LinkState,
     /// Unix time (seconds) of the last state change.
     pub since: f64,
     /// The ticket of the current (or last) subscription request.
+    #[schema(required = true)]
     pub ticket: Option<String>,
     /// Connection attempts since start.
     pub attempts: u64,
     /// Failed attempts or lost connections since data last flowed.
     pub consecutive_failures: u32,
     /// Delay before the next attempt, while in backoff.
+    #[schema(required = true)]
     pub backoff_seconds: Option<f64>,
     /// The last connection error or disconnect reason, for humans.
+    #[schema(required = true)]
     pub last_error: Option<String>,
-    /// What Upbit answered to LIST_SUBSCRIPTIONS after the last (re)subscribe.
+    /// What Upbit answered to LIST_SUBSCRIPTIONS after the last (re)subscribe: `type`, `codes`
+    /// and `level` when Upbit lists one, in DEFAULT names.
+    #[schema(value_type = Option<Vec<Object>>, required = true)]
     pub acknowledged: Option<Vec<ListedSubscription>>,
 }
 

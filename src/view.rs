@@ -5,6 +5,7 @@
 use std::time::SystemTime;
 
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::clock::unix_ms;
 use crate::upbit::model::{Candle, Orderbook, Ticker, Trade};
@@ -27,21 +28,26 @@ pub struct LatestMarket {
 /// {"data":{"code":"KRW-BTC","trade_price":32287000.0,...},"exchange_timestamp_ms":1676965262177,
 ///  "received_timestamp_ms":1676965262190,"delay_ms":13}
 /// ```
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Entry<'a> {
     /// The stream's event name (the data type, e.g. `ticker`, `candle.1m`); absent in the data API.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub event: Option<&'static str>,
     /// The candle type (`candle.1m`), for candles only.
     #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub candle_type: Option<&'static str>,
-    /// The message itself.
+    /// The message itself, with Upbit's DEFAULT field names.
+    #[schema(value_type = Object)]
     pub data: MarketData<'a>,
     /// Upbit's `timestamp`, if the message had one.
+    #[schema(required = true)]
     pub exchange_timestamp_ms: Option<u64>,
     /// When the frame was read from the socket.
     pub received_timestamp_ms: u64,
     /// Receive minus exchange time (0 when the clocks disagree the other way).
+    #[schema(required = true)]
     pub delay_ms: Option<u64>,
 }
 

@@ -1,14 +1,21 @@
 //! Bearer-token checks and the request-body reader: authentication happens before a single
 //! body byte is parsed, so unauthenticated callers learn nothing from parse errors.
+//!
+//! A handler states the access it needs with its first argument, [`Reader`] or [`Writer`]:
+//! actix runs extractors in argument order and stops at the first that fails, so the token is
+//! checked before the query, the path or the body is looked at.
 
+use std::future::{ready, Ready};
 use std::time::Duration;
 
+use actix_web::dev::Payload;
 use actix_web::http::{header, StatusCode};
-use actix_web::{web, HttpRequest};
+use actix_web::{web, FromRequest, HttpRequest};
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
+use super::AppState;
 use crate::control::Secret;
 use crate::text::escape;
 
@@ -59,6 +66,44 @@ impl Auth {
             )),
         }
     }
+}
+
+/// A caller of a read route, admitted by the read policy (`control.protect_reads`).
+#[derive(Debug)]
+pub struct Reader;
+
+/// A caller of a mutating route: presented the control token.
+#[derive(Debug)]
+pub struct Writer;
+
+impl FromRequest for Reader {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(admit(request, Access::Read).map(|()| Reader))
+    }
+}
+
+impl FromRequest for Writer {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(admit(request, Access::Write).map(|()| Writer))
+    }
+}
+
+/// The app's token policy applied to `request`.
+fn admit(request: &HttpRequest, access: Access) -> Result<(), ApiError> {
+    let state = request.app_data::<web::Data<AppState>>().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "no_state",
+            "the route is served without the application state",
+        )
+    })?;
+    state.auth.check(request, access)
 }
 
 /// The credentials of `Bearer <token>`; the scheme is case-insensitive (RFC 9110 §11.1).

@@ -1,20 +1,21 @@
-//! `/api/v1/status`, `/api/v1/subscriptions` (GET, PUT, PATCH), `/api/v1/orderbook` (GET, PUT),
+//! `/api/v1/subscriptions` (GET, PUT, PATCH), `/api/v1/orderbook` (GET, PUT),
 //! `/api/v1/reconnect`.
 
 use std::time::Instant;
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
-use super::auth::{read_json, Access};
+use super::auth::{read_json, Reader, Writer};
 use super::error::ApiError;
+use super::openapi::{
+    ChangeRefused, OrderbookChange, ReadRefused, SubscriptionPatch, WriteRefused,
+};
 use super::AppState;
-use crate::clock::unix_seconds;
 use crate::messages::{
-    ChangeOrderbook, ChangeSubscription, GetLastMessageTimes, GetSubscription, Reconnect,
-    SubscriptionView,
+    ChangeOrderbook, ChangeSubscription, GetSubscription, Reconnect, SubscriptionView,
 };
 use crate::subscription::{
     parse_doc, to_doc, ChangeError, OrderbookDoc, PatchDoc, SubscriptionChange, SubscriptionDoc,
@@ -22,9 +23,12 @@ use crate::subscription::{
 use crate::text::escape;
 
 /// `?revision=N` on PUT and PATCH: apply only if the subscription is still at revision N.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RevisionQuery {
+    /// Apply only if the subscription is still at this revision (409 otherwise).
+    #[param(minimum = 0, maximum = 9007199254740991_u64)]
     revision: Option<u64>,
 }
 
@@ -42,12 +46,8 @@ fn revision(request: &HttpRequest) -> Result<Option<u64>, ApiError> {
         })
 }
 
-fn unavailable() -> ApiError {
-    ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "unavailable",
-        "the connection actor is not running",
-    )
+fn manager_gone<E>(_: E) -> ApiError {
+    ApiError::unavailable("subscription manager")
 }
 
 fn change_error(error: ChangeError) -> ApiError {
@@ -61,14 +61,10 @@ fn change_error(error: ChangeError) -> ApiError {
     ApiError::new(status, error.code(), error.to_string())
 }
 
-fn view_json(view: &SubscriptionView) -> serde_json::Value {
-    json!({ "revision": view.revision, "subscription": to_doc(&view.subscription) })
-}
-
 /// Books a mutation against the API's own rate limit (429 beyond it).
 fn admit_mutation(state: &AppState) -> Result<(), ApiError> {
     let now = Instant::now();
-    let mut window = state.mutations.lock().unwrap_or_else(|p| p.into_inner());
+    let mut window = state.mutations.lock();
     let at = window.earliest(now);
     if at > now {
         let secs = at.duration_since(now).as_secs().max(1);
@@ -83,69 +79,78 @@ fn admit_mutation(state: &AppState) -> Result<(), ApiError> {
     Ok(())
 }
 
-pub async fn status(
-    request: HttpRequest,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let view = read_view(&request, &state).await?;
-    let last = state
-        .metrics_actor
-        .send(GetLastMessageTimes)
-        .await
-        .map_err(|_| unavailable())?;
-    let now = unix_seconds(std::time::SystemTime::now());
-    let ages: serde_json::Map<String, serde_json::Value> = last
-        .into_iter()
-        .map(|(t, at)| (t, json!(((now - at).max(0.0) * 1000.0).round() / 1000.0)))
-        .collect();
-    let boards = state.status.all();
-    let connection = boards[0].snapshot();
-    let connections: Vec<serde_json::Value> = boards
-        .iter()
-        .enumerate()
-        .map(|(index, board)| {
-            let mut value = json!(board.snapshot());
-            value["index"] = json!(index);
-            value["codes"] = json!(view.connection_codes.get(index).copied().unwrap_or(0));
-            value
-        })
-        .collect();
-    Ok(HttpResponse::Ok().json(json!({
-        "version": env!("CARGO_PKG_VERSION"),
-        "uptime_seconds": state.started.elapsed().as_secs_f64(),
-        "upbit_url": state.upbit_url,
-        "format": state.format.as_str(),
-        "orderbook": {
-            "depth": view.orderbook.depth,
-            "level": view.orderbook.level,
-        },
-        "connection": connection,
-        "connections": connections,
-        "subscription": {
-            "revision": view.revision,
-            "desired": to_doc(&view.subscription),
-            "resolved": to_doc(&view.resolved),
-            "acknowledged": connection.acknowledged,
-        },
-        "last_message_age_seconds": ages,
-    })))
+// --- Response bodies ------------------------------------------------------------------------
+
+/// The desired subscription and its revision.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = SubscriptionView)]
+pub struct SubscriptionBody {
+    /// Starts at 0; +1 per accepted change (subscription or orderbook options).
+    pub revision: u64,
+    #[schema(value_type = super::openapi::Subscription)]
+    pub subscription: SubscriptionDoc,
 }
 
-/// A read route's start: the read policy, then the manager's current view.
-async fn read_view(request: &HttpRequest, state: &AppState) -> Result<SubscriptionView, ApiError> {
-    state.auth.check(request, Access::Read)?;
-    state
+impl From<&SubscriptionView> for SubscriptionBody {
+    fn from(view: &SubscriptionView) -> Self {
+        Self {
+            revision: view.revision,
+            subscription: to_doc(&view.subscription),
+        }
+    }
+}
+
+/// `{"revision":N,"depth":5,"level":"10000"}`: the orderbook options and the revision they
+/// belong to (shared with the subscription).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Orderbook)]
+pub struct OrderbookBody {
+    /// The desired state's revision (shared with the subscription).
+    pub revision: u64,
+    /// Units per orderbook, 1, 5, 15 or 30 (the code suffix `KRW-BTC.N`); `null`: none, Upbit's
+    /// default of 30.
+    #[schema(required = true)]
+    pub depth: Option<u8>,
+    /// Price grouping unit (KRW markets), sent as a numeric string; `null`: none.
+    #[schema(required = true)]
+    pub level: Option<String>,
+}
+
+impl From<&SubscriptionView> for OrderbookBody {
+    fn from(view: &SubscriptionView) -> Self {
+        Self {
+            revision: view.revision,
+            depth: view.orderbook.depth,
+            level: view.orderbook.level.clone(),
+        }
+    }
+}
+
+/// `POST /api/v1/reconnect`'s answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Reconnecting {
+    /// Always `reconnecting`.
+    #[schema(example = "reconnecting")]
+    pub status: &'static str,
+}
+
+// --- Handlers -------------------------------------------------------------------------------
+
+/// The desired subscription and its revision.
+#[utoipa::path(get, tag = "control", path = "/api/v1/subscriptions", responses(
+    (status = 200, description = "subscription", body = SubscriptionBody),
+    ReadRefused,
+))]
+pub async fn get_subscriptions(
+    _: Reader,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let view = state
         .manager
         .send(GetSubscription)
         .await
-        .map_err(|_| unavailable())
-}
-
-pub async fn get_subscriptions(
-    request: HttpRequest,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(view_json(&read_view(&request, &state).await?)))
+        .map_err(manager_gone)?;
+    Ok(HttpResponse::Ok().json(SubscriptionBody::from(&view)))
 }
 
 async fn apply(
@@ -162,41 +167,68 @@ async fn apply(
         .manager
         .send(request)
         .await
-        .map_err(|_| unavailable())?
+        .map_err(manager_gone)?
         .map_err(change_error)?;
-    Ok(HttpResponse::Ok().json(view_json(&view)))
+    Ok(HttpResponse::Ok().json(SubscriptionBody::from(&view)))
 }
 
-/// The shared start of every change: the token (before anything else is looked at), then
-/// `?revision`, then the JSON body.
-async fn authorized_change<T: serde::de::DeserializeOwned>(
+/// The shared start of every change, after the token ([`Writer`]): `?revision`, then the JSON
+/// body.
+async fn change_request<T: serde::de::DeserializeOwned>(
     request: &HttpRequest,
     state: &AppState,
     payload: web::Payload,
 ) -> Result<(Option<u64>, T), ApiError> {
-    state.auth.check(request, Access::Write)?;
     let revision = revision(request)?;
     let body = read_json(request, payload, state.max_body_bytes, state.body_timeout).await?;
     Ok((revision, body))
 }
 
+/// Replace the subscription.
+///
+/// Reaches Upbit as one replace-all message on the live connection (coalesced, within Upbit's
+/// request limits). An empty object idles the connection.
+#[utoipa::path(put, tag = "control", path = "/api/v1/subscriptions",
+    params(RevisionQuery),
+    request_body(content = super::openapi::Subscription, content_type = "application/json"),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "the new subscription", body = SubscriptionBody),
+        (status = 422, description = "unknown type, malformed code, unknown field, or more than control.max_codes codes", body = super::error::ErrorBody),
+        WriteRefused,
+        ChangeRefused,
+    ),
+)]
 pub async fn put_subscriptions(
+    _: Writer,
     request: HttpRequest,
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let (revision, doc): (_, SubscriptionDoc) =
-        authorized_change(&request, &state, payload).await?;
+    let (revision, doc): (_, SubscriptionDoc) = change_request(&request, &state, payload).await?;
     let next = parse_doc(&doc).map_err(change_error)?;
     apply(&state, SubscriptionChange::Replace(next), revision).await
 }
 
+/// Add and remove codes per type.
+#[utoipa::path(patch, tag = "control", path = "/api/v1/subscriptions",
+    params(RevisionQuery),
+    request_body(content = SubscriptionPatch, content_type = "application/json"),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "the new subscription", body = SubscriptionBody),
+        (status = 422, description = "unknown type, malformed code, unknown field, or more than control.max_codes codes", body = super::error::ErrorBody),
+        WriteRefused,
+        ChangeRefused,
+    ),
+)]
 pub async fn patch_subscriptions(
+    _: Writer,
     request: HttpRequest,
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let (revision, patch): (_, PatchDoc) = authorized_change(&request, &state, payload).await?;
+    let (revision, patch): (_, PatchDoc) = change_request(&request, &state, payload).await?;
     let add = parse_doc(&patch.add);
     let remove = parse_doc(&patch.remove);
     let (add, remove) = match (add, remove) {
@@ -210,31 +242,45 @@ pub async fn patch_subscriptions(
     apply(&state, SubscriptionChange::Patch { add, remove }, revision).await
 }
 
-/// `{"revision":N,"depth":5,"level":"10000"}`: the orderbook options and the revision they
-/// belong to (`null`: Upbit's default).
-fn orderbook_json(view: &SubscriptionView) -> serde_json::Value {
-    json!({
-        "revision": view.revision,
-        "depth": view.orderbook.depth,
-        "level": view.orderbook.level,
-    })
-}
-
+/// The orderbook options every connection sends (depth suffix, price grouping) and the revision.
+#[utoipa::path(get, tag = "control", path = "/api/v1/orderbook", responses(
+    (status = 200, description = "the orderbook options", body = OrderbookBody),
+    ReadRefused,
+))]
 pub async fn get_orderbook(
-    request: HttpRequest,
+    _: Reader,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(orderbook_json(&read_view(&request, &state).await?)))
+    let view = state
+        .manager
+        .send(GetSubscription)
+        .await
+        .map_err(manager_gone)?;
+    Ok(HttpResponse::Ok().json(OrderbookBody::from(&view)))
 }
 
-/// Sets the depth suffix and price grouping of every orderbook request, on every connection,
-/// without reconnecting (one replace-all message each, within Upbit's request limits).
+/// Set the orderbook depth suffix and price grouping on every connection.
+///
+/// Reaches Upbit as one replace-all message per connection on the live link (coalesced, within
+/// Upbit's request limits), without reconnecting. Bumps the revision; persisted in the state file.
+#[utoipa::path(put, tag = "control", path = "/api/v1/orderbook",
+    params(RevisionQuery),
+    request_body(content = OrderbookChange, content_type = "application/json"),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "the orderbook options now in force", body = OrderbookBody),
+        (status = 422, description = "depth not one of 1, 5, 15, 30, a level that is not a non-negative number, or an unknown field", body = super::error::ErrorBody),
+        WriteRefused,
+        ChangeRefused,
+    ),
+)]
 pub async fn put_orderbook(
+    _: Writer,
     request: HttpRequest,
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let (revision, doc): (_, OrderbookDoc) = authorized_change(&request, &state, payload).await?;
+    let (revision, doc): (_, OrderbookDoc) = change_request(&request, &state, payload).await?;
     let orderbook = doc.parse().map_err(change_error)?;
     admit_mutation(&state)?;
     let view = state
@@ -244,23 +290,25 @@ pub async fn put_orderbook(
             expected_revision: revision,
         })
         .await
-        .map_err(|_| unavailable())?
+        .map_err(manager_gone)?
         .map_err(change_error)?;
-    Ok(HttpResponse::Ok().json(orderbook_json(&view)))
+    Ok(HttpResponse::Ok().json(OrderbookBody::from(&view)))
 }
 
-pub async fn reconnect(
-    request: HttpRequest,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    state.auth.check(&request, Access::Write)?;
+/// Drop the connection; it is re-established at once.
+#[utoipa::path(post, tag = "control", path = "/api/v1/reconnect",
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "reconnecting", body = Reconnecting),
+        WriteRefused,
+    ),
+)]
+pub async fn reconnect(_: Writer, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     admit_mutation(&state)?;
-    state
-        .manager
-        .send(Reconnect)
-        .await
-        .map_err(|_| unavailable())?;
+    state.manager.send(Reconnect).await.map_err(manager_gone)?;
     Ok(HttpResponse::Accepted()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(json!({ "status": "reconnecting" })))
+        .json(Reconnecting {
+            status: "reconnecting",
+        }))
 }

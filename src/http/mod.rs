@@ -1,7 +1,11 @@
 //! The HTTP surface: `/metrics` (served by the actix-web-prom middleware on the service's
 //! registry), `/healthz`, `/readyz`, the control and data API under `/api/v1`, its OpenAPI
-//! document, the live stream (`/api/v1/stream`, `/api/v1/events`) and its page (`/`), and JSON
-//! errors for everything else.
+//! document (generated from the handlers and their response types: `openapi.rs`), the live
+//! stream (`/api/v1/stream`, `/api/v1/events`) and its page (`/`), and JSON errors for
+//! everything else.
+//!
+//! Handlers answer typed bodies (`Serialize` + `utoipa::ToSchema`) or an [`error::ApiError`];
+//! a route's access (read or write) is its first extractor ([`auth::Reader`], [`auth::Writer`]).
 
 pub mod auth;
 pub mod control;
@@ -9,22 +13,21 @@ pub mod data;
 pub mod error;
 pub mod health;
 pub mod live;
+pub mod openapi;
 pub mod page;
+pub mod status;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::Addr;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest};
 
 use crate::actors::manager::SubscriptionManager;
 use crate::actors::metrics::MetricsActor;
 use crate::actors::pacing::RateWindow;
 use crate::status::StatusBoards;
 use crate::upbit::Format;
-
-/// The OpenAPI 3 document of every route.
-pub const OPENAPI: &str = include_str!("openapi.json");
 
 /// Mutating API calls allowed per second (beyond: 429). Bursts far above what Upbit accepts
 /// still coalesce into few subscription messages; this only bounds abuse.
@@ -43,7 +46,7 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// `control.body_timeout`: longest a request body may take to arrive.
     pub body_timeout: std::time::Duration,
-    pub mutations: Arc<Mutex<RateWindow>>,
+    pub mutations: Arc<parking_lot::Mutex<RateWindow>>,
     pub started: Instant,
     pub upbit_url: String,
     pub format: Format,
@@ -51,35 +54,113 @@ pub struct AppState {
     pub live: live::LiveStream,
 }
 
-/// Registers every route. Each documented path answers other methods with 405 and `Allow`.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.app_data(web::QueryConfig::default().error_handler(error::query_error))
-        .app_data(web::PathConfig::default().error_handler(error::path_error))
-        .service(resource("/healthz", "GET").route(web::get().to(health::healthz)))
-        .service(resource("/readyz", "GET").route(web::get().to(health::readyz)))
-        // GET /metrics is answered by the actix-web-prom middleware before routing.
-        .service(resource("/metrics", "GET"))
-        .service(resource("/api/v1/openapi.json", "GET").route(web::get().to(openapi)))
-        .service(resource("/api/v1/status", "GET").route(web::get().to(control::status)))
-        .service(
-            resource("/api/v1/subscriptions", "GET, PUT, PATCH")
-                .route(web::get().to(control::get_subscriptions))
+/// One served path: the methods it answers (its `Allow` header) and its handlers.
+struct Route {
+    path: &'static str,
+    allow: &'static str,
+    handlers: fn(actix_web::Resource) -> actix_web::Resource,
+}
+
+const ROUTES: [Route; 15] = [
+    Route {
+        path: "/healthz",
+        allow: "GET",
+        handlers: |r| r.route(web::get().to(health::healthz)),
+    },
+    Route {
+        path: "/readyz",
+        allow: "GET",
+        handlers: |r| r.route(web::get().to(health::readyz)),
+    },
+    // GET /metrics is answered by the actix-web-prom middleware before routing.
+    Route {
+        path: "/metrics",
+        allow: "GET",
+        handlers: |r| r,
+    },
+    Route {
+        path: "/api/v1/openapi.json",
+        allow: "GET",
+        handlers: |r| r.route(web::get().to(openapi::openapi_json)),
+    },
+    Route {
+        path: "/api/v1/status",
+        allow: "GET",
+        handlers: |r| r.route(web::get().to(status::status)),
+    },
+    Route {
+        path: "/api/v1/subscriptions",
+        allow: "GET, PUT, PATCH",
+        handlers: |r| {
+            r.route(web::get().to(control::get_subscriptions))
                 .route(web::put().to(control::put_subscriptions))
-                .route(web::patch().to(control::patch_subscriptions)),
-        )
-        .service(
-            resource("/api/v1/orderbook", "GET, PUT")
-                .route(web::get().to(control::get_orderbook))
-                .route(web::put().to(control::put_orderbook)),
-        )
-        .service(resource("/api/v1/reconnect", "POST").route(web::post().to(control::reconnect)))
-        .service(resource("/api/v1/markets", "GET").route(web::get().to(data::markets)))
-        .service(resource("/api/v1/markets/{code}", "GET").route(web::get().to(data::market)))
-        .service(resource("/api/v1/stream", "GET").route(web::get().to(live::websocket)))
-        .service(resource("/api/v1/events", "GET").route(web::get().to(live::events)))
-        .service(resource("/", "GET").route(web::get().to(page::index)))
-        .service(resource(page::SCRIPT_PATH, "GET").route(web::get().to(page::script)))
-        .service(resource(page::STYLE_PATH, "GET").route(web::get().to(page::style)));
+                .route(web::patch().to(control::patch_subscriptions))
+        },
+    },
+    Route {
+        path: "/api/v1/orderbook",
+        allow: "GET, PUT",
+        handlers: |r| {
+            r.route(web::get().to(control::get_orderbook))
+                .route(web::put().to(control::put_orderbook))
+        },
+    },
+    Route {
+        path: "/api/v1/reconnect",
+        allow: "POST",
+        handlers: |r| r.route(web::post().to(control::reconnect)),
+    },
+    Route {
+        path: "/api/v1/markets",
+        allow: "GET",
+        handlers: |r| r.route(web::get().to(data::markets)),
+    },
+    Route {
+        path: "/api/v1/markets/{code}",
+        allow: "GET",
+        handlers: |r| r.route(web::get().to(data::market)),
+    },
+    Route {
+        path: "/api/v1/stream",
+        allow: "GET",
+        handlers: |r| r.route(web::get().to(live::websocket)),
+    },
+    Route {
+        path: "/api/v1/events",
+        allow: "GET",
+        handlers: |r| r.route(web::get().to(live::events)),
+    },
+    Route {
+        path: "/",
+        allow: "GET",
+        handlers: |r| r.route(web::get().to(page::index)),
+    },
+    Route {
+        path: page::SCRIPT_PATH,
+        allow: "GET",
+        handlers: |r| r.route(web::get().to(page::script)),
+    },
+    Route {
+        path: page::STYLE_PATH,
+        allow: "GET",
+        handlers: |r| r.route(web::get().to(page::style)),
+    },
+];
+
+/// Every path the app serves, with the methods it answers there (`"GET, PUT"`).
+pub fn routes() -> impl Iterator<Item = (&'static str, &'static str)> {
+    ROUTES.iter().map(|route| (route.path, route.allow))
+}
+
+/// Registers every route (and builds the OpenAPI document, once). Each path answers other
+/// methods with 405 and `Allow`.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    std::sync::LazyLock::force(&openapi::DOCUMENT);
+    cfg.app_data(web::QueryConfig::default().error_handler(error::query_error))
+        .app_data(web::PathConfig::default().error_handler(error::path_error));
+    for route in &ROUTES {
+        cfg.service((route.handlers)(resource(route.path, route.allow)));
+    }
 }
 
 /// A resource whose unmatched methods get 405 with `Allow: allow`.
@@ -87,10 +168,4 @@ fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
     web::resource(path).default_service(web::to(move |request: HttpRequest| async move {
         error::method_not_allowed(request, allow)
     }))
-}
-
-async fn openapi() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("application/json")
-        .body(OPENAPI)
 }

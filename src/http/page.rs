@@ -26,14 +26,27 @@ fn asset(content_type: &'static str, body: &'static str) -> HttpResponse {
         .body(body)
 }
 
+/// The live page: subscribed markets with price, change and a sparkline, following
+/// /api/v1/events (HTML, script and style served from this binary).
+#[utoipa::path(get, tag = "page", path = "/", responses(
+    (status = 200, description = "the page", body = String, content_type = "text/html"),
+))]
 pub async fn index() -> HttpResponse {
     asset("text/html; charset=utf-8", INDEX)
 }
 
+/// The live page's script.
+#[utoipa::path(get, tag = "page", path = "/assets/live.js", responses(
+    (status = 200, description = "the script", body = String, content_type = "text/javascript"),
+))]
 pub async fn script() -> HttpResponse {
     asset("text/javascript; charset=utf-8", SCRIPT)
 }
 
+/// The live page's style sheet.
+#[utoipa::path(get, tag = "page", path = "/assets/live.css", responses(
+    (status = 200, description = "the style sheet", body = String, content_type = "text/css"),
+))]
 pub async fn style() -> HttpResponse {
     asset("text/css; charset=utf-8", STYLE)
 }
