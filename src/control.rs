@@ -1,8 +1,7 @@
 //! Control-plane logic, free of HTTP and actors: the JSON shape of a subscription, validation
-//! that reports every bad entry, PATCH semantics, the state file, and the bearer-token check.
+//! that reports every bad entry, PATCH semantics and the state file.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -383,38 +382,6 @@ pub fn save_state(
     write().map_err(|e| format!("cannot write state file {}: {e}", path.display()))
 }
 
-/// A secret that never prints.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: String) -> Self {
-        Self(value)
-    }
-
-    /// Compares in time independent of where the inputs differ.
-    pub fn matches(&self, candidate: &str) -> bool {
-        constant_time_eq(self.0.as_bytes(), candidate.as_bytes())
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
-/// Equality whose running time depends only on the lengths, not on the contents.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let mut diff = (a.len() ^ b.len()) as u64;
-    for i in 0..a.len().max(b.len()) {
-        let x = a.get(i).copied().unwrap_or(0);
-        let y = b.get(i).copied().unwrap_or(0xff);
-        diff |= u64::from(x ^ y);
-    }
-    diff == 0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -523,19 +490,6 @@ mod tests {
             "{aside:?}"
         );
         std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn constant_time_eq_is_equality() {
-        assert!(constant_time_eq(b"secret", b"secret"));
-        assert!(!constant_time_eq(b"secret", b"secreT"));
-        assert!(!constant_time_eq(b"secret", b"secret!"));
-        assert!(!constant_time_eq(b"", b"x"));
-        assert!(constant_time_eq(b"", b""));
-        assert_eq!(
-            format!("{:?}", Secret::new("hunter2".into())),
-            "Secret(***)"
-        );
     }
 
     fn markets(codes: &[&str]) -> BTreeSet<String> {

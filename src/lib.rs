@@ -8,6 +8,7 @@ pub mod duration;
 pub mod frame_limit;
 pub mod http;
 pub mod messages;
+pub mod secret;
 pub mod settings;
 pub mod simulator;
 pub mod status;

@@ -8,8 +8,8 @@ use std::time::Duration;
 use config::{Config, Environment, File, FileFormat};
 use serde::Deserialize;
 
-use crate::control::Secret;
 use crate::duration::parse_duration;
+use crate::secret::Secret;
 use crate::upbit::request::OrderbookOptions;
 use crate::upbit::types::entry_problem;
 use crate::upbit::{DataType, Format, Subscription};

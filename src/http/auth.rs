@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
-use crate::control::Secret;
+use crate::secret::Secret;
 use crate::text::escape;
 
 /// Which kind of route is asking.
