@@ -151,6 +151,49 @@ fn unknown_keys_are_rejected() {
 }
 
 #[test]
+fn every_refused_key_is_listed_even_several_in_one_section() {
+    let err = Settings::from_overrides([
+        ("connection.backoff_max", "forever"),
+        ("connection.max_codes_per_connection", "-1"),
+        ("connection.ping_intervall", "1s"),
+        ("stream.enabled", "maybe"),
+        ("control.token", "short"),
+        ("control.body_timeout", "9000h"),
+        ("nonsense.key", "1"),
+    ])
+    .unwrap_err();
+    let problems = &err.problems;
+    for key in [
+        "nonsense: unknown section",
+        "connection.backoff_max: invalid duration \"forever\"",
+        "connection.max_codes_per_connection: -1 is out of range 0..=100000",
+        "connection.ping_intervall: unknown field",
+        "control.body_timeout: invalid duration \"9000h\": longer than a year",
+        "control.token: use at least 16 characters",
+        "stream.enabled:",
+    ] {
+        assert!(
+            problems.iter().any(|p| p.starts_with(key)),
+            "{key} missing from {err}"
+        );
+    }
+    assert_eq!(problems.len(), 7, "{err}");
+}
+
+#[test]
+fn durations_take_humantimes_wider_spellings() {
+    let s = Settings::from_overrides([
+        ("connection.idle_timeout", "1m 30s"),
+        ("connection.ping_interval", "20sec"),
+        ("discovery.refresh", "1.5s"),
+    ])
+    .unwrap();
+    assert_eq!(s.connection.idle_timeout, Duration::from_secs(90));
+    assert_eq!(s.connection.ping_interval, Duration::from_secs(20));
+    assert_eq!(s.discovery.refresh, Duration::from_millis(1500));
+}
+
+#[test]
 fn durations_are_checked_against_each_other() {
     let err = Settings::from_overrides([
         ("connection.ping_interval", "30s"),
@@ -210,7 +253,10 @@ fn a_config_file_layers_over_defaults_and_env_over_it() {
         env: vec![],
     })
     .unwrap_err();
-    assert!(wrong_type.to_string().contains("codes"), "{wrong_type}");
+    assert!(
+        wrong_type.to_string().contains("upbit.codes"),
+        "{wrong_type}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
