@@ -4,7 +4,8 @@
 //! a section that fails is tried again one key at a time over the defaults: every bad key is
 //! listed, in every section, not only the first.
 
-use config::{Config, ConfigError, Environment, File, FileFormat, Map, Value};
+use config::builder::{ConfigBuilder, DefaultState};
+use config::{Config, ConfigError, File, FileFormat, Map, Value};
 use serde::de::DeserializeOwned;
 
 use super::validate::UpbitSection;
@@ -23,6 +24,8 @@ pub(super) struct Sections {
     pub discovery: Option<DiscoverySettings>,
     pub stream: Option<StreamSettings>,
 }
+
+type Builder = ConfigBuilder<DefaultState>;
 
 /// Every section name, in the order of config/default.toml.
 const SECTIONS: [&str; 7] = [
@@ -77,14 +80,13 @@ fn defaults() -> File<config::FileSourceString, FileFormat> {
     File::from_str(DEFAULT_TOML, FileFormat::Toml)
 }
 
-fn layers(
-    sources: Sources<'_>,
-) -> Result<config::ConfigBuilder<config::builder::DefaultState>, SettingsError> {
-    let env: Map<String, String> = sources
-        .env
-        .into_iter()
-        .filter(|(name, _)| name.starts_with(&format!("{ENV_PREFIX}__")))
-        .collect();
+/// Keys whose environment value is a comma-separated list.
+const LIST_KEYS: [&str; 2] = ["upbit.codes", "upbit.types"];
+
+/// Defaults, then the file, then the environment. Environment values stay text (or lists of
+/// text) until serde asks for a number or a boolean, so a token or a path made of digits keeps
+/// its leading zeros (config's `try_parsing` would turn `0012...` into the number `12...`).
+fn layers(sources: Sources<'_>) -> Result<Builder, SettingsError> {
     let mut builder = Config::builder().add_source(defaults());
     if let Some(path) = sources.file {
         if !path.is_file() {
@@ -95,21 +97,28 @@ fn layers(
         }
         builder = builder.add_source(File::from(path).format(FileFormat::Toml));
     }
-    Ok(builder.add_source(
-        Environment::with_prefix(ENV_PREFIX)
-            .separator("__")
-            .list_separator(",")
-            .with_list_parse_key("upbit.codes")
-            .with_list_parse_key("upbit.types")
-            .try_parsing(true)
-            .source(Some(env)),
-    ))
+    let origin = Some("the environment".to_owned());
+    let prefix = format!("{ENV_PREFIX}__");
+    for (name, text) in sources.env {
+        let Some(key) = name.strip_prefix(&prefix) else {
+            continue;
+        };
+        let key = key.to_lowercase().replace("__", ".");
+        let value = if LIST_KEYS.contains(&key.as_str()) {
+            let items: Vec<String> = text.split(',').map(str::to_owned).collect();
+            Value::new(origin.as_ref(), items)
+        } else {
+            Value::new(origin.as_ref(), text)
+        };
+        builder = builder
+            .set_override(&key, value)
+            .map_err(|err| one(format!("{name}: not a settings key ({err})")))?;
+    }
+    Ok(builder)
 }
 
 /// The merged sources as one table of sections.
-fn root(
-    builder: config::ConfigBuilder<config::builder::DefaultState>,
-) -> Result<Map<String, Value>, SettingsError> {
+fn root(builder: Builder) -> Result<Map<String, Value>, SettingsError> {
     builder
         .build()
         .and_then(Config::try_deserialize)

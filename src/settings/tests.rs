@@ -101,6 +101,21 @@ fn control_token_from_env_or_file_never_both() {
 }
 
 #[test]
+fn environment_text_keeps_its_leading_zeros() {
+    let s = Settings::from_overrides([
+        ("control.token", "00001234567890123456"),
+        ("control.state_file", "0042"),
+        ("upbit.orderbook_depth", "05"),
+    ])
+    .unwrap();
+    let token = s.control.token.unwrap();
+    assert!(token.matches("00001234567890123456"));
+    assert!(!token.matches("1234567890123456"));
+    assert_eq!(s.control.state_file.as_deref(), Some(Path::new("0042")));
+    assert_eq!(s.upbit.orderbook.depth, Some(5));
+}
+
+#[test]
 fn per_address_consumers_and_body_timeout_have_defaults_and_bounds() {
     let s = Settings::from_overrides([]).unwrap();
     assert_eq!(s.stream.max_consumers_per_address, 10);
