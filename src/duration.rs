@@ -1,61 +1,35 @@
-//! Human durations for config and CLI: `500ms`, `30s`, `10m`, `2h` (one unit, whole numbers).
+//! Human durations for config and CLI, parsed by `humantime`: `500ms`, `30s`, `10m`, `2h`, and
+//! also compounds and long units (`1h 30m`, `30sec`, `1.5s`). At most a year, so a deadline
+//! computed from one can never overflow.
 
 use std::time::Duration;
 
-/// Parses `<number><unit>` with unit `ms`, `s`, `m` or `h`.
+/// The longest duration accepted anywhere: a year.
+pub const MAX: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Parses a duration such as `500ms`, `30s`, `10m`, `2h` or `1h 30m`; the error says why and
+/// shows the accepted form.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (digits, unit) = text.split_at(split);
-    let expected = "expected a whole number and a unit: ms, s, m or h (e.g. \"500ms\", \"30s\")";
-    if digits.is_empty() {
-        return Err(format!("invalid duration {text:?}: {expected}"));
-    }
-    let value: u64 = digits
-        .parse()
-        .map_err(|_| format!("invalid duration {text:?}: number too large"))?;
-    let millis_per_unit = match unit {
-        "ms" => 1,
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        _ => return Err(format!("invalid duration {text:?}: {expected}")),
-    };
-    value
-        .checked_mul(millis_per_unit)
-        .filter(|ms| *ms <= 365 * 24 * 3_600_000)
-        .map(Duration::from_millis)
-        .ok_or_else(|| format!("invalid duration {text:?}: longer than a year"))
-}
-
-/// Formats a duration the way [`parse_duration`] reads it, in the largest exact unit.
-pub fn format_duration(duration: Duration) -> String {
-    let ms = duration.as_millis();
-    match ms {
-        0 => "0s".to_owned(),
-        _ if ms % 3_600_000 == 0 => format!("{}h", ms / 3_600_000),
-        _ if ms % 60_000 == 0 => format!("{}m", ms / 60_000),
-        _ if ms % 1_000 == 0 => format!("{}s", ms / 1_000),
-        _ => format!("{ms}ms"),
+    let expected = "expected a number and a unit, e.g. \"500ms\", \"30s\", \"10m\", \"2h\"";
+    match humantime::parse_duration(text) {
+        Ok(duration) if duration <= MAX => Ok(duration),
+        Ok(_) => Err(format!("invalid duration {text:?}: longer than a year")),
+        Err(humantime::DurationError::NumberOverflow) => {
+            Err(format!("invalid duration {text:?}: number too large"))
+        }
+        Err(reason) => Err(format!("invalid duration {text:?} ({reason}): {expected}")),
     }
 }
 
-/// Serde adapter: `#[serde(with = "crate::duration::serde_text")]` for `Duration` fields.
-pub mod serde_text {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(de)?;
-        super::parse_duration(&text).map_err(serde::de::Error::custom)
-    }
-
-    pub fn serialize<S: Serializer>(value: &Duration, ser: S) -> Result<S::Ok, S::Error> {
-        ser.serialize_str(&super::format_duration(*value))
-    }
+/// Serde adapter for `Duration` fields read from text:
+/// `#[serde(deserialize_with = "crate::duration::deserialize")]`.
+///
+/// Not `humantime_serde`: that crate drops humantime's reason ("expected a duration") and has no
+/// upper bound, and it would be the same parser behind one more dependency.
+pub fn deserialize<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Duration, D::Error> {
+    let text = <String as serde::Deserialize>::deserialize(de)?;
+    parse_duration(&text).map_err(serde::de::Error::custom)
 }
 
 #[cfg(test)]
@@ -63,7 +37,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_each_unit() {
+    fn parses_every_documented_spelling() {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
         assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
@@ -72,26 +46,37 @@ mod tests {
     }
 
     #[test]
-    fn rejects_bad_text_with_a_reason() {
-        for bad in [
-            "",
-            "30",
-            "s",
-            "1.5s",
-            "-1s",
-            "30 s",
-            "30sec",
-            "99999999999999999999s",
-        ] {
-            assert!(parse_duration(bad).is_err(), "{bad:?}");
-        }
-        assert!(parse_duration("9000h").unwrap_err().contains("year"));
+    fn accepts_humantimes_wider_forms() {
+        assert_eq!(parse_duration("1h 30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("30 s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("30sec"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2days"), Ok(Duration::from_secs(2 * 86400)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
     }
 
     #[test]
-    fn format_round_trips() {
-        for text in ["0s", "250ms", "1500ms", "30s", "10m", "2h"] {
-            assert_eq!(format_duration(parse_duration(text).unwrap()), text);
+    fn rejects_bad_text_with_a_reason() {
+        for bad in ["", "30", "s", "-1s", "30 parsecs", "forever", "1s2"] {
+            let err = parse_duration(bad).unwrap_err();
+            assert!(err.contains("e.g. \"500ms\""), "{bad:?}: {err}");
         }
+        let err = parse_duration("99999999999999999999s").unwrap_err();
+        assert!(err.contains("too large"), "{err}");
+        assert!(parse_duration("9000h").unwrap_err().contains("year"));
+        assert_eq!(parse_duration("365days"), Ok(MAX));
+    }
+
+    #[test]
+    fn the_serde_adapter_names_the_bad_text() {
+        #[derive(Debug, serde::Deserialize)]
+        struct Timeouts {
+            #[serde(deserialize_with = "deserialize")]
+            idle: Duration,
+        }
+        let ok: Timeouts = serde_json::from_str(r#"{"idle":"1m"}"#).unwrap();
+        assert_eq!(ok.idle, Duration::from_secs(60));
+        let err = serde_json::from_str::<Timeouts>(r#"{"idle":"soon"}"#).unwrap_err();
+        assert!(err.to_string().contains("\"soon\""), "{err}");
     }
 }

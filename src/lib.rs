@@ -17,7 +17,7 @@
 //!
 //! 0. base: [`text`], [`clock`], [`signal`]: std-only helpers everyone may use.
 //! 1. protocol: [`upbit`]: Upbit's wire format, pure (no runtime, no I/O).
-//! 2. vocabulary: [`subscription`], [`control`], [`view`], [`duration`], [`frame_limit`]: the
+//! 2. vocabulary: [`subscription`], [`secret`], [`view`], [`duration`], [`frame_limit`]: the
 //!    subscription document and plan, the token secret, the data views, durations, WebSocket
 //!    frame bounds.
 //! 3. services: [`telemetry`], [`settings`], [`simulator`]: every metric and event, the
@@ -32,11 +32,11 @@ pub mod actors;
 pub mod app;
 pub mod cli;
 pub mod clock;
-pub mod control;
 pub mod duration;
 pub mod frame_limit;
 pub mod http;
 pub mod messages;
+pub mod secret;
 pub mod settings;
 pub mod signal;
 pub mod simulator;

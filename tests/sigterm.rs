@@ -157,3 +157,25 @@ async fn invalid_configuration_exits_2_listing_every_problem() {
     }
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+#[test]
+fn invalid_configuration_lists_every_refused_key_even_in_one_section() {
+    let output = Command::new(env!("CARGO_BIN_EXE_upbit-exporter"))
+        .arg("check-config")
+        .env("UPBIT_EXPORTER__CONNECTION__BACKOFF_MAX", "forever")
+        .env("UPBIT_EXPORTER__CONNECTION__PING_INTERVALL", "1s")
+        .env("UPBIT_EXPORTER__STREAM__TRADE_QUEUE", "-1")
+        .env("UPBIT_EXPORTER__STREAM__MAX_CONSUMERS", "0")
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for needle in [
+        "connection.backoff_max: invalid duration \"forever\"",
+        "connection.ping_intervall: unknown field",
+        "stream.trade_queue: -1 is out of range",
+        "stream.max_consumers: 0 is out of range",
+    ] {
+        assert!(stderr.contains(needle), "{needle} missing from: {stderr}");
+    }
+}

@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 use super::AppState;
-use crate::control::Secret;
+use crate::secret::Secret;
 use crate::text::escape;
 
 /// Which kind of route is asking.
