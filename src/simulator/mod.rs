@@ -17,10 +17,11 @@ mod session;
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
+use parking_lot::{Mutex, MutexGuard};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
@@ -272,12 +273,6 @@ struct Shared {
     next_connection: AtomicU64,
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 impl Shared {
     fn new(config: SimulatorConfig) -> Self {
         let listed = match &config.markets {
@@ -302,7 +297,7 @@ impl Shared {
     }
 
     fn set_market_event(&self, change: &MarketEventChange) {
-        let mut markets = lock(&self.markets);
+        let mut markets = self.markets.lock();
         let market = markets.get(&change.code);
         if let Some(warning) = change.warning {
             market.warning = warning;
@@ -313,21 +308,22 @@ impl Shared {
     }
 
     fn stats(&self) -> MutexGuard<'_, Stats> {
-        lock(&self.stats)
+        self.stats.lock()
     }
 
     fn market_list_down(&self) -> Option<u16> {
-        lock(&self.control).market_list_down
+        self.control.lock().market_list_down
     }
 
     fn muted(&self) -> bool {
-        lock(&self.control)
+        self.control
+            .lock()
             .mute_until
             .is_some_and(|until| Instant::now() < until)
     }
 
     fn delay(&self) -> Duration {
-        lock(&self.control).delay
+        self.control.lock().delay
     }
 
     fn elapsed_ms(&self) -> u64 {
@@ -337,7 +333,7 @@ impl Shared {
     /// The connection gate: `Some((status, retry_after))` refuses the upgrade (`Retry-After` in
     /// seconds; `None` sends no header).
     fn admit(&self, now: Instant) -> Option<(u16, Option<u64>)> {
-        let mut control = lock(&self.control);
+        let mut control = self.control.lock();
         let config = &self.config;
         if let Some((status, until, retry)) = control.refuse {
             if now < until {
@@ -408,9 +404,9 @@ impl Shared {
                 let until = duration_ms.map_or(now + Duration::from_secs(365 * 86_400), |ms| {
                     now + Duration::from_millis(ms)
                 });
-                lock(&self.control).mute_until = Some(until);
+                self.control.lock().mute_until = Some(until);
             }
-            Fault::Unmute => lock(&self.control).mute_until = None,
+            Fault::Unmute => self.control.lock().mute_until = None,
             Fault::Malformed => {
                 send(br#"{"type":"ticker","code":"KRW-BTC","trade_price":"#.to_vec())
             }
@@ -425,7 +421,7 @@ impl Shared {
             Fault::UnknownType => send(
                 format!(
                     r#"{{"type":"mystery","code":"KRW-BTC","timestamp":{}}}"#,
-                    unix_ms()
+                    crate::clock::unix_ms(SystemTime::now())
                 )
                 .into_bytes(),
             ),
@@ -445,20 +441,20 @@ impl Shared {
                 retry_after_secs,
             } => {
                 let status = if status == 418 { 418 } else { 429 };
-                lock(&self.control).refuse = Some((
+                self.control.lock().refuse = Some((
                     status,
                     now + Duration::from_millis(duration_ms),
                     retry_after_secs,
                 ));
             }
             Fault::Delay { per_frame_ms } => {
-                lock(&self.control).delay = Duration::from_millis(per_frame_ms)
+                self.control.lock().delay = Duration::from_millis(per_frame_ms)
             }
             Fault::MarketListDown { status } => {
-                lock(&self.control).market_list_down = (status != 0).then_some(status)
+                self.control.lock().market_list_down = (status != 0).then_some(status)
             }
             Fault::Reset => {
-                let mut control = lock(&self.control);
+                let mut control = self.control.lock();
                 control.mute_until = None;
                 control.refuse = None;
                 control.delay = Duration::ZERO;
@@ -470,14 +466,6 @@ impl Shared {
             }
         }
     }
-}
-
-/// Milliseconds since the epoch.
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 /// Starts simulators.
@@ -540,7 +528,7 @@ impl SimulatorHandle {
 
     /// Adds a market to `/v1/market/all`.
     pub fn list_market(&self, code: &str) {
-        let mut listed = lock(&self.shared.listed);
+        let mut listed = self.shared.listed.lock();
         if !listed.iter().any(|m| m["market"] == code) {
             listed.push(
                 serde_json::json!({ "market": code, "korean_name": code, "english_name": code }),
@@ -564,7 +552,7 @@ impl SimulatorHandle {
 
     /// Removes a market from `/v1/market/all`.
     pub fn delist_market(&self, code: &str) {
-        lock(&self.shared.listed).retain(|m| m["market"] != code);
+        self.shared.listed.lock().retain(|m| m["market"] != code);
     }
 
     pub async fn stop(&self) {

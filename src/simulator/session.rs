@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use actix_http::ws::ProtocolError;
 use actix_ws::{CloseCode, CloseReason, Message, MessageStream, Session};
@@ -11,7 +11,7 @@ use bytes::Bytes;
 use tokio::sync::broadcast::{self, error::RecvError};
 
 use super::request::{self, base_code, orderbook_depth, ErrorFrame, Request, TypeRequest};
-use super::{encode, unix_ms, Command, Shared};
+use super::{encode, Command, Shared};
 use crate::frame_limit::Overflow;
 use crate::upbit::types::StreamType;
 use crate::upbit::{DataType, Format};
@@ -299,8 +299,8 @@ impl Connection {
         simple: bool,
         round: Round,
     ) -> Vec<String> {
-        let now = unix_ms();
-        let mut markets = super::lock(&self.shared.markets);
+        let now = crate::clock::unix_ms(SystemTime::now());
+        let mut markets = self.shared.markets.lock();
         let market = markets.get(base_code(code));
         if round == Round::Realtime {
             let rate = self.shared.config.rate;
