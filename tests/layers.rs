@@ -76,8 +76,6 @@ const PENDING_SPLIT: &[&str] = &[
     "actors/manager.rs",
     "actors/connection.rs",
     "actors/metrics.rs",
-    "simulator/mod.rs",
-    "simulator/session.rs",
     "settings.rs",
     "stream/hub.rs",
 ];
