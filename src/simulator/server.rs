@@ -11,7 +11,7 @@ use actix_web::{web, HttpRequest, HttpResponse, HttpServer};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{lock, session, Fault, Handshake, MarketEventChange, Shared};
+use super::{session, Fault, Handshake, MarketEventChange, Shared};
 
 /// Largest frame the simulator reads from a client; a larger one (even announced) is closed
 /// with 1009 before it is buffered.
@@ -133,11 +133,11 @@ async fn market_all(
             json!({ "error": { "name": "UNAVAILABLE", "message": "market list down (fault)" } }),
         );
     }
-    let listed = lock(&shared.listed).clone();
+    let listed = shared.listed.lock().clone();
     if !query.is_details {
         return HttpResponse::Ok().json(listed);
     }
-    let mut states = lock(&shared.markets);
+    let mut states = shared.markets.lock();
     let detailed: Vec<serde_json::Value> = listed
         .into_iter()
         .map(|mut market| {
@@ -197,7 +197,7 @@ async fn markets(
     if let Some(refused) = loopback_only(&request) {
         return refused;
     }
-    let mut listed = lock(&shared.listed);
+    let mut listed = shared.listed.lock();
     for code in &change.list {
         if crate::upbit::types::is_valid_code(code)
             && !listed.iter().any(|m| m["market"] == code.as_str())
