@@ -17,9 +17,9 @@
 //!
 //! 0. base: [`text`], [`clock`], [`signal`]: std-only helpers everyone may use.
 //! 1. protocol: [`upbit`]: Upbit's wire format, pure (no runtime, no I/O).
-//! 2. vocabulary: [`subscription`], [`secret`], [`view`], [`duration`], [`frame_limit`]: the
-//!    subscription document and plan, the token secret, the data views, durations, WebSocket
-//!    frame bounds.
+//! 2. vocabulary: [`subscription`], [`secret`], [`view`], [`duration`], [`frame_limit`],
+//!    [`peer_socket`]: the subscription document and plan, the token secret, the data views,
+//!    durations, and the guards on a WebSocket peer (frame bounds, ending a stalled socket).
 //! 3. services: [`telemetry`], [`settings`], [`simulator`]: every metric and event, the
 //!    configuration, the fake exchange.
 //! 4. messages: [`messages`], [`status`]: what actors say to each other and what they report.
@@ -36,6 +36,7 @@ pub mod duration;
 pub mod frame_limit;
 pub mod http;
 pub mod messages;
+pub mod peer_socket;
 pub mod secret;
 pub mod settings;
 pub mod signal;

@@ -463,8 +463,10 @@ async fn an_idle_connection_is_closed() {
         c.idle_timeout = Duration::from_millis(300);
     })
     .await;
-    let mut client = connect(&sim).await;
+    // The simulator's idle clock starts when it accepts the connection, after this instant: a
+    // close seen earlier than 300 ms from here would be early.
     let started = Instant::now();
+    let mut client = connect(&sim).await;
     loop {
         match client.read().await {
             Read::Frame(Frame::Close(_)) | Read::Ended => break,

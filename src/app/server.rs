@@ -74,7 +74,7 @@ pub(super) fn serve(
     })
     .workers(workers)
     // Lets the live stream shut down a connection whose peer stopped reading.
-    .on_connect(crate::stream::socket::remember_socket)
+    .on_connect(crate::peer_socket::remember_socket)
     .disable_signals()
     .shutdown_timeout(HTTP_SHUTDOWN.as_secs())
     .listen(listener)

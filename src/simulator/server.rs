@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{session, Fault, Handshake, MarketEventChange, Shared};
+use crate::peer_socket::PeerSocket;
 
 /// Largest frame the simulator reads from a client; a larger one (even announced) is closed
 /// with 1009 before it is buffered.
@@ -40,6 +41,9 @@ pub(super) fn start(shared: Arc<Shared>) -> std::io::Result<(SocketAddr, ServerH
     // default waits up to a second for the client to hang up first. (1 ms was seen to hang the
     // close altogether; 50 ms is prompt and reliable.)
     .client_disconnect_timeout(std::time::Duration::from_millis(50))
+    // Under load that timer was seen to miss (1 run in 20 kept the connection open): a session
+    // that ends on a client's close also shuts its socket down (`session::CLOSE_GRACE`).
+    .on_connect(crate::peer_socket::remember_socket)
     .disable_signals()
     .shutdown_timeout(1)
     .listen(listener)?
@@ -103,10 +107,12 @@ async fn websocket(
     }
     let shared: Arc<Shared> = Arc::clone(shared.get_ref());
     let commands = shared.commands.subscribe();
+    let socket = PeerSocket::of(&request);
     actix_rt::spawn(session::run(
         shared,
         id,
         session,
+        socket,
         stream.max_frame_size(MAX_CLIENT_FRAME),
         overflow,
         commands,

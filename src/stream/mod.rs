@@ -19,7 +19,8 @@
 //!   drop leaves the hub.
 //! - [`publisher`]: what the pipeline holds: encodes only what some consumer wants, publishes
 //!   batches and link events (nothing when the stream is disabled).
-//! - [`socket`]: closes a connection whose peer stopped reading, which actix cannot do itself.
+//! - [`crate::peer_socket`]: closes a connection whose peer stopped reading, which actix cannot
+//!   do itself.
 //!
 //! The pipeline side only takes short locks and wakes tasks; it never waits for a consumer.
 //! The transports (`src/http/live.rs`) run on the HTTP workers.
@@ -30,7 +31,6 @@ pub mod filter;
 pub mod hub;
 pub mod publisher;
 pub mod queue;
-pub mod socket;
 
 pub use consumer::{Consumer, ConsumerHandle, Ending, Next};
 pub use event::{Encoded, Event, EventKind};

@@ -19,8 +19,8 @@ use crate::http::auth::Reader;
 use crate::http::error::ApiError;
 use crate::http::openapi::StreamRefused;
 use crate::http::AppState;
+use crate::peer_socket::PeerSocket;
 use crate::stream::hub::Consumer;
-use crate::stream::socket::PeerSocket;
 use crate::stream::{event, ConsumerHandle, Next, Transport};
 
 /// An SSE comment line this long after the last write keeps proxies from closing a quiet stream

@@ -17,8 +17,8 @@ use crate::http::auth::Reader;
 use crate::http::error::ApiError;
 use crate::http::openapi::StreamRefused;
 use crate::http::AppState;
+use crate::peer_socket::PeerSocket;
 use crate::stream::hub::Ending;
-use crate::stream::socket::PeerSocket;
 use crate::stream::{ConsumerHandle, LeaveReason, Next, Transport};
 
 /// A WebSocket consumer is pinged this often…

@@ -21,8 +21,13 @@ use tokio::sync::broadcast::{self, error::RecvError};
 use super::request::TypeRequest;
 use super::{Command, Shared};
 use crate::frame_limit::Overflow;
+use crate::peer_socket::PeerSocket;
 use crate::upbit::Format;
 use firehose::Firehose;
+
+/// How long after answering a client's close the socket is shut down, at the latest (the close
+/// frame is on its way by then; actix-web's disconnect timer usually ends it sooner).
+pub(super) const CLOSE_GRACE: Duration = Duration::from_millis(200);
 
 /// The subscription in force on a connection.
 struct Active {
@@ -52,6 +57,7 @@ pub(super) async fn run(
     shared: Arc<Shared>,
     id: u64,
     session: Session,
+    socket: Option<PeerSocket>,
     mut stream: MessageStream,
     overflow: Overflow,
     mut commands: broadcast::Receiver<Command>,
@@ -87,6 +93,14 @@ pub(super) async fn run(
                     log::trace!("simulator connection={} received {message:?}", conn.id);
                     conn.last_traffic = Instant::now();
                     if !conn.on_message(message).await {
+                        // The client closed and the handshake is answered: end the TCP
+                        // connection soon after, as Upbit does, whatever actix's own timer does.
+                        if let Some(socket) = socket {
+                            actix_rt::spawn(async move {
+                                actix_rt::time::sleep(CLOSE_GRACE).await;
+                                socket.shut_down();
+                            });
+                        }
                         break;
                     }
                 }

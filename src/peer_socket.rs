@@ -1,4 +1,5 @@
-//! Closing a connection whose peer stopped reading.
+//! Closing a connection whose peer stopped reading (the live stream), or that should end now
+//! (the simulator, after a closing handshake, as Upbit does).
 //!
 //! actix-http only polls a response body while its write buffer has room, and has no write
 //! timeout: when a consumer stops reading, its connection waits forever and nothing the body
