@@ -12,7 +12,7 @@
 //! ```
 //!
 //! # Layers
-//! Each layer imports only from the layers below it (`tests/layers.rs` reads this list and
+//! Each layer imports only from the layers below it (`tests/it/layers.rs` reads this list and
 //! fails on any `crate::` path that points up, and on a module missing from it).
 //!
 //! 0. base: [`text`], [`clock`], [`signal`]: std-only helpers everyone may use.

@@ -2,18 +2,16 @@
 //! reconnect of the upstream, a consumer that stops reading, the consumer cap, conflation,
 //! refusals and shutdown, asserted through what consumers receive and `/metrics`.
 
-mod support;
-
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Instant;
 
+use crate::support::*;
 use actix_codec::Framed;
 use awc::ws::{self, Frame};
 use awc::BoxedSocket;
 use futures_util::StreamExt;
 use serde_json::Value;
-use support::*;
 use upbit_exporter::simulator::Fault;
 
 const CODES: &str = "KRW-BTC,KRW-ETH,KRW-XRP";

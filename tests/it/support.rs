@@ -1,6 +1,5 @@
 //! Test support: start the real service in-process against the in-process simulator, read its
 //! public surface (`/metrics`, `/readyz`, `/api/v1`), and wait for conditions with deadlines.
-#![allow(dead_code)] // each test binary uses a different part of this module
 
 use std::collections::BTreeMap;
 use std::future::Future;

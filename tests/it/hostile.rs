@@ -4,15 +4,13 @@
 //! shape (or a closed connection for unparseable HTTP), the service stays up, nothing changes,
 //! and nothing raw reaches the logs.
 
-mod support;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use crate::support::*;
 use serde_json::{json, Value};
-use support::*;
 
 const TOKEN: &str = "hostile-token-0123456789abcdef";
 

@@ -1,18 +1,16 @@
 //! The simulator's own contract, asserted from a plain WebSocket client: what Upbit does is what
 //! the simulator does (PROTOCOL.md), because every other test stands on it.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use actix_codec::Framed;
 use awc::ws::{self, Frame};
 use awc::BoxedSocket;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use support::*;
 use upbit_exporter::simulator::{Fault, SimulatorHandle};
 use upbit_exporter::upbit::{decode_frame, Message};
 

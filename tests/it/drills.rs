@@ -3,14 +3,12 @@
 //! counts every message the exchange sent while connected (the simulator's per-(type, code)
 //! count equals `upbit_received_messages_total`), or counts the drop when it had to drop.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use serde_json::Value;
-use support::*;
 use upbit_exporter::simulator::{Fault, SimulatorHandle};
 
 const CODES: &str = "KRW-BTC,KRW-ETH,KRW-XRP";

@@ -5,8 +5,6 @@
 //! (1009 or a TCP close), counts it, keeps serving the others, and its resident memory stays
 //! under 64 MiB throughout (read from /proc/PID/status of the real binary).
 
-mod support;
-
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -14,8 +12,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::*;
 use socket2::{Domain, Socket, Type};
-use support::*;
 
 /// The bound the issue states: the Deployment's limit is 128 Mi, the service idles near 15 MiB.
 const RSS_LIMIT_KIB: u64 = 64 * 1024;

@@ -1,10 +1,8 @@
 //! Faithful to today's Upbit (issue 15): behaviour that follows Upbit's current documentation,
 //! asserted against the in-process simulator through the service's public surface.
 
-mod support;
-
+use crate::support::*;
 use serde_json::{json, Value};
-use support::*;
 use upbit_exporter::simulator::{Fault, SimulatorHandle};
 
 const TOKEN: &str = "test-token-0123456789abcdef";

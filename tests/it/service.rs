@@ -1,13 +1,11 @@
 //! The core service against the in-process simulator, asserted through its public surface:
 //! what the exchange received, `/metrics`, `/readyz`.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::support::*;
 use serde_json::Value;
-use support::*;
 use upbit_exporter::simulator::{Fault, SimulatorHandle};
 
 const TYPES: &str = "ticker,trade,orderbook,candle.1m";

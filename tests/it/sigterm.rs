@@ -1,12 +1,10 @@
 //! The real binary stops cleanly on SIGTERM: close frame 1000 to the exchange, exit code 0,
 //! within a few seconds, whether connected, in reconnect backoff, or mid-burst.
 
-mod support;
-
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::*;
+use crate::support::*;
 use upbit_exporter::simulator::SimulatorHandle;
 
 /// Longest a clean stop may take (well inside terminationGracePeriodSeconds in deploy/).

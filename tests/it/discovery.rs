@@ -2,12 +2,10 @@
 //! resolved against `/v1/market/all`, listings and delistings handled live, a failing list
 //! tolerated, and a large subscription spread over several connections sharing one budget.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::support::*;
 use serde_json::Value;
-use support::*;
 use upbit_exporter::simulator::{Fault, SimulatorHandle, BUNDLED_MARKETS};
 
 const TOKEN: &str = "discovery-token-0123456789";

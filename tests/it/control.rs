@@ -1,12 +1,10 @@
 //! The control and data API against the simulator: every route's success and failure cases,
 //! what Upbit receives after PUT and PATCH, coalescing, persistence, auth and limits.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use serde_json::{json, Value};
-use support::*;
 use upbit_exporter::simulator::SimulatorHandle;
 
 const TOKEN: &str = "test-token-0123456789abcdef";
