@@ -31,9 +31,11 @@ use crate::upbit::Subscription;
 use crate::view::LatestMarket;
 use series::Series;
 
+mod figures;
 mod market_events;
 mod record;
 mod series;
+mod structure;
 
 pub struct MetricsActor {
     metrics: Metrics,
@@ -143,7 +145,8 @@ impl Handler<MarketListFetched> for MetricsActor {
     type Result = ();
 
     fn handle(&mut self, fetched: MarketListFetched, _: &mut Self::Context) {
-        self.series.set_market_list(fetched.markets);
+        self.series
+            .set_market_list(fetched.markets, unix_seconds(std::time::SystemTime::now()));
     }
 }
 
