@@ -6,7 +6,9 @@
 //! kind per code for the data API, and publishes the recorded messages to the live stream. It
 //! also follows the subscription (series created at zero for added pairs, removed for dropped
 //! ones: `/metrics` never grows on input), the market list (`market_events`) and answers the
-//! data API's queries.
+//! data API's queries. The market-structure figures of an orderbook (mid, spread, imbalance,
+//! depth bands) are computed in `figures` (pure, allocation-free) and written through the
+//! per-code handles of `structure`, which also holds the latest candle's series.
 //!
 //! **Not supervised**, unlike the connection: nothing in it can fail and it never stops itself.
 //! It does no I/O; a message it cannot place (an unsubscribed pair) is counted and skipped, and
