@@ -115,8 +115,11 @@ pub async fn start(settings: Settings) -> Result<AppHandle, StartError> {
         let publisher = stream
             .clone()
             .map_or_else(Publisher::disabled, Publisher::new);
+        let figures = settings.metrics.clone();
         MetricsActor::start_in_arbiter(&pipeline.handle(), move |_| {
-            MetricsActor::new(metrics, subscription, inbound).with_stream(publisher)
+            MetricsActor::new(metrics, subscription, inbound)
+                .with_stream(publisher)
+                .with_figures(&figures)
         })
     };
     let boards = StatusBoards::new(status);

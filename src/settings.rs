@@ -33,7 +33,30 @@ pub struct Settings {
     pub control: ControlSettings,
     pub discovery: DiscoverySettings,
     pub stream: StreamSettings,
+    pub metrics: MetricsSettings,
 }
+
+/// `[metrics]`: which market-structure series are exported, so a large subscription stays
+/// affordable.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricsSettings {
+    /// Orderbook depth bands, basis points of the mid, ascending and distinct (at most 8).
+    pub depth_bands_bps: Vec<u32>,
+    /// Latest-candle series beside the close: `open`, `high`, `low`, `volume`, `start`.
+    pub candle_fields: Vec<String>,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        Self {
+            depth_bands_bps: vec![10, 50, 100, 200],
+            candle_fields: CANDLE_FIELDS.map(str::to_owned).to_vec(),
+        }
+    }
+}
+
+/// The names `metrics.candle_fields` accepts.
+pub const CANDLE_FIELDS: [&str; 5] = ["open", "high", "low", "volume", "start"];
 
 /// `[discovery]`: the market list that patterns such as `KRW-*` resolve against.
 #[derive(Debug, Clone)]
@@ -151,6 +174,14 @@ struct Raw {
     control: RawControl,
     discovery: RawDiscovery,
     stream: RawStream,
+    metrics: RawMetrics,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    depth_bands_bps: Vec<i64>,
+    candle_fields: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -254,6 +285,8 @@ impl Settings {
                 .list_separator(",")
                 .with_list_parse_key("upbit.codes")
                 .with_list_parse_key("upbit.types")
+                .with_list_parse_key("metrics.depth_bands_bps")
+                .with_list_parse_key("metrics.candle_fields")
                 .try_parsing(true)
                 .source(Some(env)),
         );
@@ -361,6 +394,7 @@ impl Raw {
         };
         let control = validate_control(self.control, &mut problems);
         let stream = validate_stream(self.stream, &mut problems);
+        let metrics = validate_metrics(self.metrics, &mut problems);
         if upbit.codes.len() > control.max_codes {
             problems.push(format!(
                 "upbit.codes: {} codes exceed control.max_codes ({})",
@@ -378,10 +412,48 @@ impl Raw {
                 control,
                 discovery,
                 stream,
+                metrics,
             })
         } else {
             Err(SettingsError { problems })
         }
+    }
+}
+
+fn validate_metrics(raw: RawMetrics, problems: &mut Vec<String>) -> MetricsSettings {
+    let mut bands = Vec::new();
+    for bps in raw.depth_bands_bps {
+        match u32::try_from(bps) {
+            Ok(b @ 1..=10_000) => bands.push(b),
+            _ => problems.push(format!(
+                "metrics.depth_bands_bps: {bps} is out of range 1..=10000 (basis points of the mid)"
+            )),
+        }
+    }
+    bands.sort_unstable();
+    bands.dedup();
+    if bands.len() > 8 {
+        problems.push(format!(
+            "metrics.depth_bands_bps: {} bands, at most 8 (each costs 4 series per orderbook code)",
+            bands.len()
+        ));
+        bands.truncate(8);
+    }
+    let mut candle_fields = Vec::new();
+    for field in raw.candle_fields {
+        let field = field.trim().to_ascii_lowercase();
+        if !CANDLE_FIELDS.contains(&field.as_str()) {
+            problems.push(format!(
+                "metrics.candle_fields: {field:?} is not one of {}",
+                CANDLE_FIELDS.join(", ")
+            ));
+        } else if !candle_fields.contains(&field) {
+            candle_fields.push(field);
+        }
+    }
+    MetricsSettings {
+        depth_bands_bps: bands,
+        candle_fields,
     }
 }
 
@@ -650,6 +722,35 @@ mod tests {
         assert_eq!(s.upbit.format, Format::Simple);
         assert_eq!(s.connection.ping_interval, Duration::from_millis(500));
         assert_eq!(s.upbit.subscription().len(), 8);
+    }
+
+    #[test]
+    fn market_figures_default_and_come_from_the_environment_checked() {
+        let s = Settings::from_overrides([]).unwrap();
+        assert_eq!(s.metrics, MetricsSettings::default());
+        assert_eq!(s.metrics.depth_bands_bps, [10, 50, 100, 200]);
+        let s = Settings::from_overrides([
+            ("metrics.depth_bands_bps", "100,10,100"),
+            ("metrics.candle_fields", "start"),
+        ])
+        .unwrap();
+        assert_eq!(s.metrics.depth_bands_bps, [10, 100], "sorted, distinct");
+        assert_eq!(s.metrics.candle_fields, ["start"]);
+        let err = Settings::from_overrides([
+            ("metrics.depth_bands_bps", "0,1,2,3,4,5,6,7,8,9,20000"),
+            ("metrics.candle_fields", "open,vwap"),
+        ])
+        .unwrap_err();
+        let text = err.to_string();
+        for needle in [
+            "0 is out of range",
+            "20000 is out of range",
+            "at most 8",
+            "\"vwap\"",
+        ] {
+            assert!(text.contains(needle), "{needle} missing from:\n{text}");
+        }
+        assert_eq!(err.problems.len(), 4, "{text}");
     }
 
     #[test]

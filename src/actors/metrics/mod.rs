@@ -67,6 +67,15 @@ impl MetricsActor {
         self
     }
 
+    /// Exports the market-structure series `settings` asks for (before any data arrives).
+    pub fn with_figures(mut self, settings: &crate::settings::MetricsSettings) -> Self {
+        self.series.configure(
+            settings.depth_bands_bps.clone(),
+            structure::CandleFields::from_names(&settings.candle_fields),
+        );
+        self
+    }
+
     /// The latest data of one code, if subscribed.
     pub fn latest(&self, code: &str) -> Option<&LatestMarket> {
         self.series.latest(code)

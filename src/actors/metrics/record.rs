@@ -131,7 +131,7 @@ impl Series {
                 series
                     .candles
                     .entry(data_type)
-                    .or_insert_with(|| CandleSeries::new(m, data_type, key))
+                    .or_insert_with(|| CandleSeries::new(m, data_type, key, self.candle_fields))
                     .set(&c);
                 c.code = code;
                 series.latest.candle = Some((c, received_at));
@@ -486,6 +486,52 @@ mod tests {
             Some(1.0),
             "the pair's new tickers speak again"
         );
+    }
+
+    #[test]
+    fn configured_bands_and_candle_fields_are_the_only_series() {
+        use super::super::structure::CandleFields;
+        use crate::upbit::types::CandleInterval;
+        let candle_type = DataType::Candle(CandleInterval::S1);
+        let (registry, mut book) = book(Subscription::uniform(
+            [DataType::Orderbook, candle_type],
+            [BTC],
+        ));
+        book.configure(vec![100], CandleFields::from_names(&["start"]));
+        assert!(book.record(
+            orderbook(&[(1000.5, 2.0, 999.5, 1.0)]),
+            SystemTime::now(),
+            1.0
+        ));
+        assert_eq!(
+            count(&registry, "upbit_orderbook_depth"),
+            2,
+            "one band, two sides"
+        );
+        assert_eq!(count(&registry, "upbit_orderbook_depth_complete"), 2);
+        let candle = crate::upbit::decode::decode_frame(include_bytes!(
+            "../../../tests/fixtures/upbit/candle_default_1.json"
+        ))
+        .remove(0)
+        .unwrap();
+        assert!(book.record(candle, SystemTime::now(), 2.0));
+        assert_eq!(count(&registry, "upbit_candle_start_timestamp_seconds"), 1);
+        assert_eq!(
+            count(&registry, "upbit_candle_close_price"),
+            1,
+            "the close always"
+        );
+        for name in [
+            "upbit_candle_open_price",
+            "upbit_candle_high_price",
+            "upbit_candle_low_price",
+            "upbit_candle_volume",
+        ] {
+            assert_eq!(count(&registry, name), 0, "{name}");
+        }
+        book.subscribe(Subscription::default());
+        assert_eq!(count(&registry, "upbit_orderbook_depth"), 0);
+        assert_eq!(count(&registry, "upbit_candle_start_timestamp_seconds"), 0);
     }
 
     #[test]

@@ -21,7 +21,7 @@ use prometheus::{Counter, Gauge, Histogram, IntCounter, IntGauge};
 
 use super::figures::DEFAULT_DEPTH_BANDS_BPS;
 use super::market_events::MarketEvents;
-use super::structure::{CandleSeries, OrderbookSeries};
+use super::structure::{CandleFields, CandleSeries, OrderbookSeries};
 use crate::telemetry::Metrics;
 use crate::upbit::market_list::MarketListing;
 use crate::upbit::{DataType, Subscription};
@@ -74,6 +74,8 @@ pub(super) struct Series {
     pub events: MarketEvents,
     /// The orderbook depth bands, in basis points of the mid.
     pub depth_bands: Vec<u32>,
+    /// The latest-candle series exported beside the close.
+    pub candle_fields: CandleFields,
 }
 
 impl Series {
@@ -87,9 +89,17 @@ impl Series {
             delays: HashMap::new(),
             events: MarketEvents::default(),
             depth_bands: DEFAULT_DEPTH_BANDS_BPS.to_vec(),
+            candle_fields: CandleFields::ALL,
         };
         series.subscribe(subscription);
         series
+    }
+
+    /// Sets which market-structure series are exported. Before any data only: series already
+    /// created keep their shape, and removal follows the current settings.
+    pub fn configure(&mut self, depth_bands: Vec<u32>, candle_fields: CandleFields) {
+        self.depth_bands = depth_bands;
+        self.candle_fields = candle_fields;
     }
 
     /// Creates series for added pairs and removes those of dropped pairs.

@@ -107,26 +107,60 @@ impl OrderbookSeries {
     }
 }
 
-/// Series of the latest candle of one candle type and code.
+/// Which latest-candle series are exported beside the close (always).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CandleFields {
+    pub open: bool,
+    pub high: bool,
+    pub low: bool,
+    pub volume: bool,
+    pub start: bool,
+}
+
+impl CandleFields {
+    pub const ALL: Self = Self {
+        open: true,
+        high: true,
+        low: true,
+        volume: true,
+        start: true,
+    };
+
+    /// From the names `open`, `high`, `low`, `volume`, `start` (others are ignored: the
+    /// settings reject them).
+    pub fn from_names<S: AsRef<str>>(names: &[S]) -> Self {
+        let has = |name: &str| names.iter().any(|n| n.as_ref() == name);
+        Self {
+            open: has("open"),
+            high: has("high"),
+            low: has("low"),
+            volume: has("volume"),
+            start: has("start"),
+        }
+    }
+}
+
+/// Series of the latest candle of one candle type and code; `None` for a field not exported.
 pub(super) struct CandleSeries {
-    open: Gauge,
-    high: Gauge,
-    low: Gauge,
+    open: Option<Gauge>,
+    high: Option<Gauge>,
+    low: Option<Gauge>,
     close: Gauge,
-    volume: Gauge,
-    start: Gauge,
+    volume: Option<Gauge>,
+    start: Option<Gauge>,
 }
 
 impl CandleSeries {
-    pub fn new(m: &Metrics, data_type: DataType, code: &str) -> Self {
+    pub fn new(m: &Metrics, data_type: DataType, code: &str, fields: CandleFields) -> Self {
         let labels = [data_type.as_str(), code];
+        let one = |on: bool, vec: &prometheus::GaugeVec| on.then(|| vec.with_label_values(&labels));
         Self {
-            open: m.candle_open_price.with_label_values(&labels),
-            high: m.candle_high_price.with_label_values(&labels),
-            low: m.candle_low_price.with_label_values(&labels),
+            open: one(fields.open, &m.candle_open_price),
+            high: one(fields.high, &m.candle_high_price),
+            low: one(fields.low, &m.candle_low_price),
             close: m.candle_close_price.with_label_values(&labels),
-            volume: m.candle_volume.with_label_values(&labels),
-            start: m.candle_start_timestamp.with_label_values(&labels),
+            volume: one(fields.volume, &m.candle_volume),
+            start: one(fields.start, &m.candle_start_timestamp),
         }
     }
 
@@ -134,19 +168,27 @@ impl CandleSeries {
     /// overwrites the last, and a new start time means the next candle began. A candle without a
     /// readable start time or volume leaves those two series as they were.
     pub fn set(&self, candle: &Candle) {
-        self.open.set(candle.opening_price);
-        self.high.set(candle.high_price);
-        self.low.set(candle.low_price);
-        self.close.set(candle.trade_price);
-        if let Some(volume) = candle.candle_acc_trade_volume {
-            self.volume.set(volume);
+        for (gauge, value) in [
+            (&self.open, candle.opening_price),
+            (&self.high, candle.high_price),
+            (&self.low, candle.low_price),
+        ] {
+            if let Some(gauge) = gauge {
+                gauge.set(value);
+            }
         }
-        if let Some(start) = candle
-            .candle_date_time_utc
-            .as_deref()
-            .and_then(datetime_to_unix_seconds)
-        {
-            self.start.set(start);
+        self.close.set(candle.trade_price);
+        if let (Some(gauge), Some(volume)) = (&self.volume, candle.candle_acc_trade_volume) {
+            gauge.set(volume);
+        }
+        if let Some(gauge) = &self.start {
+            if let Some(start) = candle
+                .candle_date_time_utc
+                .as_deref()
+                .and_then(datetime_to_unix_seconds)
+            {
+                gauge.set(start);
+            }
         }
     }
 
