@@ -67,8 +67,11 @@ impl Pipeline {
             let publisher = stream
                 .cloned()
                 .map_or_else(Publisher::disabled, Publisher::new);
+            let figures = settings.metrics.clone();
             MetricsActor::start_in_arbiter(&arbiter.handle(), move |_| {
-                MetricsActor::new(metrics, subscription, inbound).with_stream(publisher)
+                MetricsActor::new(metrics, subscription, inbound)
+                    .with_stream(publisher)
+                    .with_figures(&figures)
             })
         };
         let boards = StatusBoards::new(StatusBoard::new());

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::de::Error;
 use serde::{Deserialize, Deserializer};
 
+use super::CANDLE_FIELDS;
 use crate::secret::Secret;
 
 /// A whole number in `MIN..=MAX`: `#[serde(deserialize_with = "fields::within::<_, 1, 64>")]`.
@@ -94,4 +95,70 @@ pub fn http_url<'de, D: Deserializer<'de>>(de: D) -> Result<String, D::Error> {
 fn non_empty(text: &str) -> Option<String> {
     let text = text.trim();
     (!text.is_empty()).then(|| text.to_owned())
+}
+
+/// A whole number as a file writes it, or as text as the environment gives it.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Number {
+    Int(i64),
+    Text(String),
+}
+
+/// `metrics.depth_bands_bps`: basis points in 1..=10000, sorted and deduplicated, at most 8
+/// (each costs 4 series per orderbook code). Every bad entry is named.
+pub fn depth_bands<'de, D: Deserializer<'de>>(de: D) -> Result<Vec<u32>, D::Error> {
+    let mut problems = Vec::new();
+    let mut bands = Vec::new();
+    for entry in Vec::<Number>::deserialize(de)? {
+        let parsed = match &entry {
+            Number::Int(n) => Some(*n),
+            Number::Text(text) => text.trim().parse().ok(),
+        };
+        match (parsed, entry) {
+            (Some(n @ 1..=10_000), _) => bands.push(n as u32),
+            (Some(n), _) => problems.push(format!(
+                "{n} is out of range 1..=10000 (basis points of the mid)"
+            )),
+            (None, Number::Int(n)) => problems.push(format!("{n} is not a band")),
+            (None, Number::Text(text)) => {
+                problems.push(format!("{text:?} is not a whole number from 1 to 10000"))
+            }
+        }
+    }
+    bands.sort_unstable();
+    bands.dedup();
+    if bands.len() > 8 {
+        problems.push(format!(
+            "{} bands, at most 8 (each costs 4 series per orderbook code)",
+            bands.len()
+        ));
+    }
+    if problems.is_empty() {
+        Ok(bands)
+    } else {
+        Err(D::Error::custom(problems.join("; ")))
+    }
+}
+
+/// `metrics.candle_fields`: names from [`CANDLE_FIELDS`], any case, each once.
+pub fn candle_fields<'de, D: Deserializer<'de>>(de: D) -> Result<Vec<String>, D::Error> {
+    let mut problems = Vec::new();
+    let mut fields: Vec<String> = Vec::new();
+    for field in Vec::<String>::deserialize(de)? {
+        let field = field.trim().to_ascii_lowercase();
+        if !CANDLE_FIELDS.contains(&field.as_str()) {
+            problems.push(format!(
+                "{field:?} is not one of {}",
+                CANDLE_FIELDS.join(", ")
+            ));
+        } else if !fields.contains(&field) {
+            fields.push(field);
+        }
+    }
+    if problems.is_empty() {
+        Ok(fields)
+    } else {
+        Err(D::Error::custom(problems.join("; ")))
+    }
 }

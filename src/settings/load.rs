@@ -10,8 +10,8 @@ use serde::de::DeserializeOwned;
 
 use super::validate::UpbitSection;
 use super::{
-    ConnectionSettings, ControlSettings, DiscoverySettings, HttpSettings, PipelineSettings,
-    SettingsError, Sources, StreamSettings, DEFAULT_TOML, ENV_PREFIX,
+    ConnectionSettings, ControlSettings, DiscoverySettings, HttpSettings, MetricsSettings,
+    PipelineSettings, SettingsError, Sources, StreamSettings, DEFAULT_TOML, ENV_PREFIX,
 };
 
 /// The sections as serde read them; `None` where a key was refused (and listed).
@@ -23,12 +23,13 @@ pub(super) struct Sections {
     pub control: Option<ControlSettings>,
     pub discovery: Option<DiscoverySettings>,
     pub stream: Option<StreamSettings>,
+    pub metrics: Option<MetricsSettings>,
 }
 
 type Builder = ConfigBuilder<DefaultState>;
 
 /// Every section name, in the order of config/default.toml.
-const SECTIONS: [&str; 7] = [
+const SECTIONS: [&str; 8] = [
     "upbit",
     "connection",
     "pipeline",
@@ -36,6 +37,7 @@ const SECTIONS: [&str; 7] = [
     "control",
     "discovery",
     "stream",
+    "metrics",
 ];
 
 impl Sections {
@@ -72,6 +74,7 @@ impl Sections {
             control: read.section("control"),
             discovery: read.section("discovery"),
             stream: read.section("stream"),
+            metrics: read.section("metrics"),
         })
     }
 }
@@ -81,7 +84,12 @@ fn defaults() -> File<config::FileSourceString, FileFormat> {
 }
 
 /// Keys whose environment value is a comma-separated list.
-const LIST_KEYS: [&str; 2] = ["upbit.codes", "upbit.types"];
+const LIST_KEYS: [&str; 4] = [
+    "upbit.codes",
+    "upbit.types",
+    "metrics.depth_bands_bps",
+    "metrics.candle_fields",
+];
 
 /// Defaults, then the file, then the environment. Environment values stay text (or lists of
 /// text) until serde asks for a number or a boolean, so a token or a path made of digits keeps

@@ -43,7 +43,33 @@ pub struct Settings {
     pub control: ControlSettings,
     pub discovery: DiscoverySettings,
     pub stream: StreamSettings,
+    pub metrics: MetricsSettings,
 }
+
+/// `[metrics]`: which market-structure series are exported, so a large subscription stays
+/// affordable.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// Orderbook depth bands, basis points of the mid, ascending and distinct (at most 8).
+    #[serde(deserialize_with = "fields::depth_bands")]
+    pub depth_bands_bps: Vec<u32>,
+    /// Latest-candle series beside the close: `open`, `high`, `low`, `volume`, `start`.
+    #[serde(deserialize_with = "fields::candle_fields")]
+    pub candle_fields: Vec<String>,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        Self {
+            depth_bands_bps: vec![10, 50, 100, 200],
+            candle_fields: CANDLE_FIELDS.map(str::to_owned).to_vec(),
+        }
+    }
+}
+
+/// The names `metrics.candle_fields` accepts.
+pub const CANDLE_FIELDS: [&str; 5] = ["open", "high", "low", "volume", "start"];
 
 /// `[discovery]`: the market list that patterns such as `KRW-*` resolve against.
 #[derive(Debug, Clone, Deserialize)]

@@ -447,3 +447,34 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn market_figures_default_and_come_from_the_environment_checked() {
+    let s = Settings::from_overrides([]).unwrap();
+    assert_eq!(s.metrics, MetricsSettings::default());
+    assert_eq!(s.metrics.depth_bands_bps, [10, 50, 100, 200]);
+    let s = Settings::from_overrides([
+        ("metrics.depth_bands_bps", "100,10,100"),
+        ("metrics.candle_fields", "start"),
+    ])
+    .unwrap();
+    assert_eq!(s.metrics.depth_bands_bps, [10, 100], "sorted, distinct");
+    assert_eq!(s.metrics.candle_fields, ["start"]);
+    let err = Settings::from_overrides([
+        ("metrics.depth_bands_bps", "0,1,2,3,4,5,6,7,8,9,20000"),
+        ("metrics.candle_fields", "open,vwap"),
+    ])
+    .unwrap_err();
+    let text = err.to_string();
+    for needle in [
+        "metrics.depth_bands_bps",
+        "0 is",
+        "20000 is",
+        "at most 8",
+        "metrics.candle_fields",
+        "\"vwap\"",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from:\n{text}");
+    }
+    assert_eq!(err.problems.len(), 2, "one line per key: {text}");
+}

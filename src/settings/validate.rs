@@ -60,6 +60,7 @@ pub(super) fn validate(sections: Sections, problems: &mut Vec<String>) -> Option
         control: control?,
         discovery: discovery?,
         stream: sections.stream?,
+        metrics: sections.metrics?,
     })
 }
 

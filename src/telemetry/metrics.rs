@@ -2,6 +2,10 @@
 //!
 //! Names follow Prometheus conventions: prefix `upbit_`, base units, `_total` on counters.
 //! Label values are bounded: codes come from the subscription, reasons are fixed codes.
+//!
+//! Longer than 400 lines because it is the list itself: one registration per metric, in one
+//! place, so a name or a help text is written once and a reviewer sees every series together.
+//! It holds no logic beyond that list and the queue-depth collector.
 
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
@@ -98,6 +102,19 @@ pub struct Metrics {
     pub total_ask_size: GaugeVec,
     pub total_bid_size: GaugeVec,
     pub candle_close_price: GaugeVec,
+    pub mid_price: GaugeVec,
+    pub spread_price: GaugeVec,
+    pub spread_ratio: GaugeVec,
+    pub orderbook_imbalance: GaugeVec,
+    pub orderbook_depth: GaugeVec,
+    pub orderbook_depth_complete: IntGaugeVec,
+    pub trade_notional: prometheus::CounterVec,
+    pub candle_open_price: GaugeVec,
+    pub candle_high_price: GaugeVec,
+    pub candle_low_price: GaugeVec,
+    pub candle_volume: GaugeVec,
+    pub candle_start_timestamp: GaugeVec,
+    pub market_listed_timestamp: GaugeVec,
     pub dropped_messages: IntCounterVec,
     pub build_info: IntGaugeVec,
     pub market_warning: IntGaugeVec,
@@ -155,6 +172,19 @@ impl Metrics {
             total_ask_size: GaugeVec::new(opts("upbit_orderbook_total_ask_size", "Sum of ask sizes of the last orderbook."), &["code"])?,
             total_bid_size: GaugeVec::new(opts("upbit_orderbook_total_bid_size", "Sum of bid sizes of the last orderbook."), &["code"])?,
             candle_close_price: GaugeVec::new(opts("upbit_candle_close_price", "Close (last trade) price of the latest candle, by candle type and code."), &["type", "code"])?,
+            mid_price: GaugeVec::new(opts("upbit_orderbook_mid_price", "(best ask + best bid) / 2 of the last orderbook; NaN while a side is empty."), &["code"])?,
+            spread_price: GaugeVec::new(opts("upbit_orderbook_spread_price", "Best ask - best bid of the last orderbook; NaN while a side is empty."), &["code"])?,
+            spread_ratio: GaugeVec::new(opts("upbit_orderbook_spread_ratio", "Spread / mid of the last orderbook; NaN while a side is empty."), &["code"])?,
+            orderbook_imbalance: GaugeVec::new(opts("upbit_orderbook_imbalance", "(bid size - ask size) / (bid size + ask size) over the units of the last orderbook, -1 to 1; NaN when both sides are empty."), &["code"])?,
+            orderbook_depth: GaugeVec::new(opts("upbit_orderbook_depth", "Quote-currency value (price x size) of the last orderbook's levels on this side within bps basis points of the mid; a lower bound where upbit_orderbook_depth_complete is 0."), &["code", "side", "bps"])?,
+            orderbook_depth_complete: IntGaugeVec::new(opts("upbit_orderbook_depth_complete", "1 when the last orderbook had a level on this side beyond the band, so upbit_orderbook_depth covers the whole band; 0 when the band may reach past the last unit received."), &["code", "side", "bps"])?,
+            trade_notional: prometheus::CounterVec::new(opts("upbit_trade_notional_total", "Price x volume traded, in the quote currency, by code and aggressor side: VWAP = rate(notional) / rate(volume)."), &["code", "side"])?,
+            candle_open_price: GaugeVec::new(opts("upbit_candle_open_price", "Open price of the latest candle, by candle type and code."), &["type", "code"])?,
+            candle_high_price: GaugeVec::new(opts("upbit_candle_high_price", "High price of the latest candle, by candle type and code."), &["type", "code"])?,
+            candle_low_price: GaugeVec::new(opts("upbit_candle_low_price", "Low price of the latest candle, by candle type and code."), &["type", "code"])?,
+            candle_volume: GaugeVec::new(opts("upbit_candle_volume", "Volume traded in the latest candle so far, by candle type and code."), &["type", "code"])?,
+            candle_start_timestamp: GaugeVec::new(opts("upbit_candle_start_timestamp_seconds", "Unix time at which the latest candle starts (candle_date_time_utc), by candle type and code."), &["type", "code"])?,
+            market_listed_timestamp: GaugeVec::new(opts("upbit_market_listed_timestamp_seconds", "Unix time of the market list fetch in which this service first saw the market, for markets that appeared after its first fetch; absent for markets already in the first list."), &["code"])?,
             dropped_messages: IntCounterVec::new(opts("upbit_dropped_messages_total", "Frames or messages the pipeline dropped, by stage and reason."), &["stage", "reason"])?,
             build_info: IntGaugeVec::new(opts("upbit_build_info", "Always 1; the version label tells what runs."), &["version"])?,
             market_warning: IntGaugeVec::new(opts("upbit_market_warning", "1 while Upbit flags the market with an investment warning: market_event.warning from the market list, else the ticker's deprecated market_warning; absent while neither said."), &["code"])?,
@@ -231,6 +261,19 @@ impl Metrics {
         r.register(Box::new(self.total_ask_size.clone()))?;
         r.register(Box::new(self.total_bid_size.clone()))?;
         r.register(Box::new(self.candle_close_price.clone()))?;
+        r.register(Box::new(self.mid_price.clone()))?;
+        r.register(Box::new(self.spread_price.clone()))?;
+        r.register(Box::new(self.spread_ratio.clone()))?;
+        r.register(Box::new(self.orderbook_imbalance.clone()))?;
+        r.register(Box::new(self.orderbook_depth.clone()))?;
+        r.register(Box::new(self.orderbook_depth_complete.clone()))?;
+        r.register(Box::new(self.trade_notional.clone()))?;
+        r.register(Box::new(self.candle_open_price.clone()))?;
+        r.register(Box::new(self.candle_high_price.clone()))?;
+        r.register(Box::new(self.candle_low_price.clone()))?;
+        r.register(Box::new(self.candle_volume.clone()))?;
+        r.register(Box::new(self.candle_start_timestamp.clone()))?;
+        r.register(Box::new(self.market_listed_timestamp.clone()))?;
         r.register(Box::new(self.dropped_messages.clone()))?;
         r.register(Box::new(self.build_info.clone()))?;
         r.register(Box::new(self.market_warning.clone()))?;

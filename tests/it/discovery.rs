@@ -144,6 +144,10 @@ async fn a_listing_and_a_delisting_are_handled_live_on_the_same_connection() {
     })
     .await;
     let connections_before = sim.stats().connections_accepted;
+    let listed_after = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
     sim.list_market("KRW-NEWCOIN");
     sim.delist_market("KRW-BTC");
     eventually(
@@ -182,6 +186,26 @@ async fn a_listing_and_a_delisting_are_handled_live_on_the_same_connection() {
         sim.stats().connections_accepted,
         connections_before,
         "changed on the live connection, no reconnect"
+    );
+    // First seen in a later list: a listing time, from the fetch that showed it.
+    let listed_at = eventually("KRW-NEWCOIN's listing time", || async {
+        app.metrics().await.value(
+            "upbit_market_listed_timestamp_seconds",
+            &[("code", "KRW-NEWCOIN")],
+        )
+    })
+    .await;
+    assert!(
+        listed_at >= listed_after.floor(),
+        "{listed_at} < {listed_after}"
+    );
+    assert!(
+        m.value(
+            "upbit_market_listed_timestamp_seconds",
+            &[("code", "KRW-ETH")]
+        )
+        .is_none(),
+        "in the first list: listed at an unknown time"
     );
     app.shutdown().await;
     sim.stop().await;

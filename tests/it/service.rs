@@ -634,3 +634,104 @@ async fn metric_names_follow_prometheus_conventions_and_known_series_start_at_ze
     assert!(m.0.contains("process_resident_memory_bytes"));
     app.shutdown().await;
 }
+
+/// Market structure through `/metrics`: a SIMPLE orderbook, two DEFAULT trades and a candle
+/// injected after the snapshots, every figure computed by hand.
+#[actix_web::test]
+async fn orderbook_figures_trade_notional_and_candles_reach_metrics_exactly() {
+    let sim = start_simulator(|c| c.rate = 0.0).await;
+    let app = spawn_app(
+        &sim.ws_url(),
+        &[
+            ("upbit.types", "orderbook,trade,candle.1m"),
+            ("upbit.codes", "KRW-BTC"),
+        ],
+    )
+    .await;
+    let received = |m: &Metrics, t: &str| {
+        m.value(
+            "upbit_received_messages_total",
+            &[("type", t), ("code", "KRW-BTC")],
+        )
+        .unwrap_or(0.0)
+    };
+    let bid = [("code", "KRW-BTC"), ("side", "bid")];
+    let before = eventually("the snapshots", || async {
+        let m = app.metrics().await;
+        let all = ["orderbook", "trade", "candle.1m"];
+        all.iter().all(|t| received(&m, t) >= 1.0).then_some(m)
+    })
+    .await;
+    let notional_before = before
+        .value("upbit_trade_notional_total", &bid)
+        .unwrap_or(0.0);
+    let volume_before = before
+        .value("upbit_trade_volume_total", &bid)
+        .unwrap_or(0.0);
+
+    // mid (1000.5 + 999.5) / 2 = 1000; 10 bps = 999..1001, 50 bps = 995..1005.
+    sim.inject(Fault::Raw {
+        text: r#"{"ty":"orderbook","cd":"KRW-BTC","tms":1735792085824,"tas":3.0,"tbs":5.0,"obu":[{"ap":1000.5,"bp":999.5,"as":2.0,"bs":1.0},{"ap":1003.0,"bp":996.0,"as":1.0,"bs":4.0}],"st":"REALTIME"}"#.into(),
+    });
+    for (price, volume) in [(100.0, 2.0), (130.0, 1.0)] {
+        sim.inject(Fault::Raw {
+            text: format!(
+                r#"{{"type":"trade","code":"KRW-BTC","timestamp":1735792085824,"trade_price":{price},"trade_volume":{volume},"ask_bid":"BID","stream_type":"REALTIME"}}"#
+            ),
+        });
+    }
+    sim.inject(Fault::Raw {
+        text: r#"{"type":"candle.1m","code":"KRW-BTC","candle_date_time_utc":"2025-01-02T04:28:00","opening_price":10,"high_price":12,"low_price":9,"trade_price":11,"candle_acc_trade_volume":3.5,"timestamp":1735792085824,"stream_type":"REALTIME"}"#.into(),
+    });
+    let m = eventually("the injected messages recorded", || async {
+        let m = app.metrics().await;
+        let done = received(&m, "orderbook") > received(&before, "orderbook")
+            && received(&m, "trade") >= received(&before, "trade") + 2.0
+            && received(&m, "candle.1m") > received(&before, "candle.1m");
+        done.then_some(m)
+    })
+    .await;
+    let code = [("code", "KRW-BTC")];
+    assert_eq!(m.get("upbit_orderbook_mid_price", &code), 1000.0);
+    assert_eq!(m.get("upbit_orderbook_spread_price", &code), 1.0);
+    assert_eq!(m.get("upbit_orderbook_spread_ratio", &code), 0.001);
+    // Bids 1 + 4 = 5, asks 2 + 1 = 3: (5 − 3) / 8.
+    assert_eq!(m.get("upbit_orderbook_imbalance", &code), 0.25);
+    let depth = |side, bps| {
+        let labels = [("code", "KRW-BTC"), ("side", side), ("bps", bps)];
+        (
+            m.get("upbit_orderbook_depth", &labels),
+            m.get("upbit_orderbook_depth_complete", &labels),
+        )
+    };
+    // 10 bps: only the best levels, and the second ones lie beyond the band.
+    assert_eq!(depth("ask", "10"), (2001.0, 1.0));
+    assert_eq!(depth("bid", "10"), (999.5, 1.0));
+    // 50 bps: both levels; nothing received beyond the band, so it may be truncated.
+    assert_eq!(depth("ask", "50"), (3004.0, 0.0));
+    assert_eq!(depth("bid", "50"), (999.5 + 3984.0, 0.0));
+    assert_eq!(
+        m.series("upbit_orderbook_depth").len(),
+        8,
+        "4 bands × 2 sides"
+    );
+
+    // 100 × 2 + 130 × 1 = 330 over a volume of 3: VWAP 110.
+    let notional = m.get("upbit_trade_notional_total", &bid) - notional_before;
+    let volume = m.get("upbit_trade_volume_total", &bid) - volume_before;
+    assert!((notional - 330.0).abs() < 1e-6, "notional {notional}");
+    assert!((volume - 3.0).abs() < 1e-9, "volume {volume}");
+
+    let candle = [("type", "candle.1m"), ("code", "KRW-BTC")];
+    assert_eq!(m.get("upbit_candle_open_price", &candle), 10.0);
+    assert_eq!(m.get("upbit_candle_high_price", &candle), 12.0);
+    assert_eq!(m.get("upbit_candle_low_price", &candle), 9.0);
+    assert_eq!(m.get("upbit_candle_close_price", &candle), 11.0);
+    assert_eq!(m.get("upbit_candle_volume", &candle), 3.5);
+    assert_eq!(
+        m.get("upbit_candle_start_timestamp_seconds", &candle),
+        1_735_792_080.0
+    );
+    app.shutdown().await;
+    sim.stop().await;
+}

@@ -1,6 +1,7 @@
 //! Market state series of the subscribed codes, owned by the metrics actor:
 //! `upbit_market_warning{code}`, `upbit_market_caution{code,reason}`,
-//! `upbit_market_info{code,korean_name,english_name}`.
+//! `upbit_market_info{code,korean_name,english_name}`,
+//! `upbit_market_listed_timestamp_seconds{code}`.
 //!
 //! Sources and precedence: the market list's `market_event` (fetched with `is_details=true`) is
 //! Upbit's supported source and wins whenever it says something about a code. The ticker's
@@ -8,6 +9,11 @@
 //! only for codes the last list said nothing about (no list yet, the code not in it, or no
 //! readable `warning`). A series never claims "no warning" on its own: it is absent until a
 //! source speaks, and removed again when every source has gone silent.
+//!
+//! The listing time is when this process first saw a market in a fetched list, and only for
+//! markets that were not in its first list (those were listed at some unknown earlier time, and
+//! a restart must not make them look new). It lives in memory: a restart forgets it, so a market
+//! listed while the service was down gets no listing time.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -25,6 +31,7 @@ struct CodeEvents {
     warning: Option<IntGauge>,
     cautions: Vec<&'static str>,
     info: Option<[String; 2]>,
+    listed: Option<prometheus::Gauge>,
 }
 
 /// Every subscribed code's market state and the last market list.
@@ -32,6 +39,9 @@ struct CodeEvents {
 pub struct MarketEvents {
     list: Arc<HashMap<String, MarketListing>>,
     codes: HashMap<String, CodeEvents>,
+    /// Every market seen in a fetched list, with the fetch time of its first appearance
+    /// (`None` for the markets of the first list). Grows only with Upbit's listings.
+    first_seen: HashMap<String, Option<f64>>,
 }
 
 impl MarketEvents {
@@ -41,7 +51,20 @@ impl MarketEvents {
     }
 
     /// A new market list: every subscribed code's series follow it.
-    pub fn set_list(&mut self, m: &Metrics, list: Arc<HashMap<String, MarketListing>>) {
+    /// `fetched_unix` is the fetch time: the listing time of markets not seen before.
+    pub fn set_list(
+        &mut self,
+        m: &Metrics,
+        list: Arc<HashMap<String, MarketListing>>,
+        fetched_unix: f64,
+    ) {
+        let first = self.first_seen.is_empty();
+        for code in list.keys() {
+            if !self.first_seen.contains_key(code) {
+                let at = (!first).then_some(fetched_unix);
+                self.first_seen.insert(code.clone(), at);
+            }
+        }
         self.list = list;
         let codes: Vec<String> = self.codes.keys().cloned().collect();
         for code in codes {
@@ -122,6 +145,17 @@ impl MarketEvents {
                 ]
             })
         });
+        match self.first_seen.get(code).copied().flatten() {
+            Some(at) => events
+                .listed
+                .get_or_insert_with(|| m.market_listed_timestamp.with_label_values(&[code]))
+                .set(at),
+            None => {
+                if events.listed.take().is_some() {
+                    let _ = m.market_listed_timestamp.remove_label_values(&[code]);
+                }
+            }
+        }
         if events.info != info {
             if let Some([korean, english]) = &events.info {
                 let _ = m.market_info.remove_label_values(&[code, korean, english]);
@@ -150,6 +184,9 @@ fn remove_series(m: &Metrics, code: &str, events: &CodeEvents) {
     }
     if let Some([korean, english]) = &events.info {
         let _ = m.market_info.remove_label_values(&[code, korean, english]);
+    }
+    if events.listed.is_some() {
+        let _ = m.market_listed_timestamp.remove_label_values(&[code]);
     }
 }
 
@@ -187,9 +224,9 @@ mod tests {
         assert_eq!(warning(), None, "no source yet");
         events.ticker_warning(&m, "KRW-BTC", Some("CAUTION"));
         assert_eq!(warning(), Some(1), "the ticker while the list is silent");
-        events.set_list(&m, list(Some(false)));
+        events.set_list(&m, list(Some(false)), 1.0);
         assert_eq!(warning(), Some(0), "the list wins over the ticker");
-        events.set_list(&m, list(None));
+        events.set_list(&m, list(None), 2.0);
         assert_eq!(
             warning(),
             Some(1),
@@ -197,7 +234,7 @@ mod tests {
         );
         events.ticker_warning(&m, "KRW-BTC", None);
         assert_eq!(warning(), None, "nobody speaks: no series");
-        events.set_list(&m, list(Some(true)));
+        events.set_list(&m, list(Some(true)), 3.0);
         assert_eq!(warning(), Some(1));
         events.set_codes(&m, &BTreeSet::new());
         assert_eq!(warning(), None, "unsubscribed: no series");
@@ -206,5 +243,48 @@ mod tests {
             .collect()
             .iter()
             .all(|f| f.get_metric().is_empty()));
+    }
+
+    #[test]
+    fn a_market_gets_a_listing_time_only_when_it_appears_after_the_first_list() {
+        let m = Metrics::register(&prometheus::Registry::new()).unwrap();
+        let listed = |code: &str| {
+            m.market_listed_timestamp.collect()[0]
+                .get_metric()
+                .iter()
+                .find(|s| s.get_label()[0].value() == code)
+                .map(|s| s.get_gauge().get_value())
+        };
+        let with = |codes: &[&str]| {
+            Arc::new(
+                codes
+                    .iter()
+                    .map(|c| {
+                        let mut l = list(None)["KRW-BTC"].clone();
+                        l.market = (*c).into();
+                        ((*c).to_owned(), l)
+                    })
+                    .collect::<HashMap<_, _>>(),
+            )
+        };
+        let mut events = MarketEvents::default();
+        events.set_codes(&m, &BTreeSet::from(["KRW-BTC", "KRW-NEW", "KRW-LATER"]));
+        events.set_list(&m, with(&["KRW-BTC"]), 100.0);
+        assert_eq!(
+            listed("KRW-BTC"),
+            None,
+            "in the first list: listed at an unknown time"
+        );
+        events.set_list(&m, with(&["KRW-BTC", "KRW-NEW"]), 200.0);
+        assert_eq!(listed("KRW-NEW"), Some(200.0));
+        events.set_list(&m, with(&["KRW-BTC", "KRW-NEW"]), 300.0);
+        assert_eq!(listed("KRW-NEW"), Some(200.0), "the first appearance stays");
+        // Not subscribed when it appeared: the time is kept and shown once it is subscribed.
+        events.set_codes(&m, &BTreeSet::from(["KRW-BTC"]));
+        assert_eq!(listed("KRW-NEW"), None, "unsubscribed: no series");
+        events.set_list(&m, with(&["KRW-BTC", "KRW-NEW", "KRW-LATER"]), 400.0);
+        events.set_codes(&m, &BTreeSet::from(["KRW-BTC", "KRW-NEW", "KRW-LATER"]));
+        assert_eq!(listed("KRW-NEW"), Some(200.0));
+        assert_eq!(listed("KRW-LATER"), Some(400.0));
     }
 }

@@ -6,7 +6,9 @@
 //! kind per code for the data API, and publishes the recorded messages to the live stream. It
 //! also follows the subscription (series created at zero for added pairs, removed for dropped
 //! ones: `/metrics` never grows on input), the market list (`market_events`) and answers the
-//! data API's queries.
+//! data API's queries. The market-structure figures of an orderbook (mid, spread, imbalance,
+//! depth bands) are computed in `figures` (pure, allocation-free) and written through the
+//! per-code handles of `structure`, which also holds the latest candle's series.
 //!
 //! **Not supervised**, unlike the connection: nothing in it can fail and it never stops itself.
 //! It does no I/O; a message it cannot place (an unsubscribed pair) is counted and skipped, and
@@ -31,9 +33,11 @@ use crate::upbit::Subscription;
 use crate::view::LatestMarket;
 use series::Series;
 
+mod figures;
 mod market_events;
 mod record;
 mod series;
+mod structure;
 
 pub struct MetricsActor {
     metrics: Metrics,
@@ -60,6 +64,15 @@ impl MetricsActor {
     /// Hands every recorded message and every link event to the live stream as well.
     pub fn with_stream(mut self, stream: Publisher) -> Self {
         self.stream = stream;
+        self
+    }
+
+    /// Exports the market-structure series `settings` asks for (before any data arrives).
+    pub fn with_figures(mut self, settings: &crate::settings::MetricsSettings) -> Self {
+        self.series.configure(
+            settings.depth_bands_bps.clone(),
+            structure::CandleFields::from_names(&settings.candle_fields),
+        );
         self
     }
 
@@ -143,7 +156,8 @@ impl Handler<MarketListFetched> for MetricsActor {
     type Result = ();
 
     fn handle(&mut self, fetched: MarketListFetched, _: &mut Self::Context) {
-        self.series.set_market_list(fetched.markets);
+        self.series
+            .set_market_list(fetched.markets, unix_seconds(std::time::SystemTime::now()));
     }
 }
 

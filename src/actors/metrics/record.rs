@@ -11,6 +11,7 @@ use prometheus::Gauge;
 
 use super::market_events::warning_flag;
 use super::series::{CodeSeries, Series, TickerSeries};
+use super::structure::{CandleSeries, OrderbookSeries};
 use crate::clock::date_to_unix_seconds;
 use crate::telemetry::Metrics;
 use crate::upbit::types::{market_code, Side};
@@ -99,33 +100,30 @@ impl Series {
                         (
                             m.trades.with_label_values(&[key, side]),
                             m.trade_volume.with_label_values(&[key, side]),
+                            m.trade_notional.with_label_values(&[key, side]),
                         )
                     })
                 });
-                let (count, volume) = &sides[usize::from(t.ask_bid == Side::Bid)];
+                let (count, volume, notional) = &sides[usize::from(t.ask_bid == Side::Bid)];
                 count.inc();
+                // A volume or price that is not a finite non-negative number is counted as a
+                // trade but adds to neither sum, so VWAP = notional / volume stays exact.
                 if t.trade_volume.is_finite() && t.trade_volume >= 0.0 {
-                    volume.inc_by(t.trade_volume);
+                    let value = t.trade_price * t.trade_volume;
+                    if value.is_finite() && value >= 0.0 {
+                        volume.inc_by(t.trade_volume);
+                        notional.inc_by(value);
+                    }
                 }
                 t.code = code;
                 series.latest.trade = Some((t, received_at));
             }
             Message::Orderbook(mut o) => {
-                let [ask, bid, total_ask, total_bid] = series.orderbook.get_or_insert_with(|| {
-                    [
-                        &m.best_ask_price,
-                        &m.best_bid_price,
-                        &m.total_ask_size,
-                        &m.total_bid_size,
-                    ]
-                    .map(|vec| vec.with_label_values(&[key]))
-                });
-                if let Some(best) = o.best() {
-                    ask.set(best.ask_price);
-                    bid.set(best.bid_price);
-                }
-                total_ask.set(o.total_ask_size);
-                total_bid.set(o.total_bid_size);
+                let bands = &self.depth_bands;
+                series
+                    .orderbook
+                    .get_or_insert_with(|| OrderbookSeries::new(m, key, bands))
+                    .set(&o, bands);
                 o.code = code;
                 series.latest.orderbook = Some((o, received_at));
             }
@@ -133,11 +131,8 @@ impl Series {
                 series
                     .candles
                     .entry(data_type)
-                    .or_insert_with(|| {
-                        m.candle_close_price
-                            .with_label_values(&[data_type.as_str(), key])
-                    })
-                    .set(c.trade_price);
+                    .or_insert_with(|| CandleSeries::new(m, data_type, key, self.candle_fields))
+                    .set(&c);
                 c.code = code;
                 series.latest.candle = Some((c, received_at));
             }
@@ -168,14 +163,14 @@ fn market_state_label(state: &str) -> &str {
 }
 
 fn update_market_state(series: &mut CodeSeries, m: &Metrics, code: &str, state: &str) {
+    let label = market_state_label(state);
     if series
         .market_state
         .as_ref()
-        .is_some_and(|(s, _)| s == state)
+        .is_some_and(|(s, _)| s == label)
     {
         return;
     }
-    let label = market_state_label(state);
     if let Some((old, _)) = series.market_state.take() {
         let _ = m.market_state.remove_label_values(&[code, &old]);
     }
@@ -279,6 +274,193 @@ mod tests {
             value(&registry, "upbit_trade_volume_total", &side("ask")),
             Some(0.0)
         );
+        // 100 473 000 × 0.00014208 = 14 275.20384 KRW.
+        let notional = value(&registry, "upbit_trade_notional_total", &side("bid")).unwrap();
+        assert!((notional - 14_275.203_84).abs() < 1e-9, "{notional}");
+        assert_eq!(
+            value(&registry, "upbit_trade_notional_total", &side("ask")),
+            Some(0.0)
+        );
+    }
+
+    #[test]
+    fn notional_over_volume_is_the_vwap_of_the_trades() {
+        let (registry, mut book) = book(Subscription::uniform([DataType::Trade], [BTC]));
+        let Message::Trade(template) = trade() else {
+            unreachable!()
+        };
+        // Buys of 2 at 100 and 1 at 130: VWAP (200 + 130) / 3 = 110.
+        for (price, volume) in [(100.0, 2.0), (130.0, 1.0)] {
+            let mut t = template.clone();
+            t.trade_price = price;
+            t.trade_volume = volume;
+            assert!(book.record(Message::Trade(t), SystemTime::now(), 1.0));
+        }
+        let side = [("code", BTC), ("side", "bid")];
+        let notional = value(&registry, "upbit_trade_notional_total", &side).unwrap();
+        let volume = value(&registry, "upbit_trade_volume_total", &side).unwrap();
+        assert_eq!((notional, volume), (330.0, 3.0));
+        assert_eq!(notional / volume, 110.0);
+    }
+
+    fn orderbook(units: &[(f64, f64, f64, f64)]) -> Message {
+        use crate::upbit::model::{Orderbook, OrderbookUnit};
+        Message::Orderbook(Orderbook {
+            code: BTC.into(),
+            total_ask_size: units.iter().map(|u| u.1).sum(),
+            total_bid_size: units.iter().map(|u| u.3).sum(),
+            orderbook_units: units
+                .iter()
+                .map(
+                    |&(ask_price, ask_size, bid_price, bid_size)| OrderbookUnit {
+                        ask_price,
+                        bid_price,
+                        ask_size,
+                        bid_size,
+                    },
+                )
+                .collect(),
+            timestamp: None,
+            level: None,
+            stream_type: None,
+        })
+    }
+
+    #[test]
+    fn an_orderbook_sets_its_figures_per_band_and_they_leave_with_the_pair() {
+        let (registry, mut book) = book(Subscription::uniform([DataType::Orderbook], [BTC]));
+        assert_eq!(
+            count(&registry, "upbit_orderbook_mid_price"),
+            0,
+            "no mid before data"
+        );
+        // mid 1000; 10 bps = 999..1001, 50 bps = 995..1005, 100 bps = 990..1010, 200 bps = 980..1020.
+        let units = [
+            (1000.5, 2.0, 999.5, 1.0),
+            (1003.0, 1.0, 996.0, 3.0),
+            (1010.0, 5.0, 990.0, 4.0),
+        ];
+        assert!(book.record(orderbook(&units), SystemTime::now(), 1.0));
+        let code = [("code", BTC)];
+        assert_eq!(
+            value(&registry, "upbit_orderbook_mid_price", &code),
+            Some(1000.0)
+        );
+        assert_eq!(
+            value(&registry, "upbit_orderbook_spread_price", &code),
+            Some(1.0)
+        );
+        assert_eq!(
+            value(&registry, "upbit_orderbook_spread_ratio", &code),
+            Some(0.001)
+        );
+        assert_eq!(
+            value(&registry, "upbit_orderbook_imbalance", &code),
+            Some(0.0)
+        );
+        assert_eq!(
+            value(&registry, "upbit_orderbook_best_ask_price", &code),
+            Some(1000.5)
+        );
+        let depth = |side, bps| {
+            let labels = [("code", BTC), ("side", side), ("bps", bps)];
+            (
+                value(&registry, "upbit_orderbook_depth", &labels).unwrap(),
+                value(&registry, "upbit_orderbook_depth_complete", &labels).unwrap(),
+            )
+        };
+        assert_eq!(depth("ask", "10"), (2001.0, 1.0));
+        assert_eq!(depth("bid", "50"), (3987.5, 1.0));
+        // 100 bps: ask 2001 + 1003 + 1010 × 5 = 8054, nothing beyond; bid 3987.5 + 990 × 4 = 7947.5.
+        assert_eq!(depth("ask", "100"), (8054.0, 0.0));
+        assert_eq!(depth("bid", "100"), (7947.5, 0.0));
+        assert_eq!(depth("ask", "200"), (8054.0, 0.0));
+        assert_eq!(count(&registry, "upbit_orderbook_depth"), 8);
+
+        // The next book, with only asks: no mid, so no spread and no depth.
+        assert!(book.record(
+            orderbook(&[(1001.0, 1.0, 0.0, 0.0)]),
+            SystemTime::now(),
+            2.0
+        ));
+        assert!(value(&registry, "upbit_orderbook_mid_price", &code)
+            .unwrap()
+            .is_nan());
+        assert_eq!(
+            value(&registry, "upbit_orderbook_imbalance", &code),
+            Some(-1.0)
+        );
+        assert!(depth("bid", "10").0.is_nan());
+        assert_eq!(depth("bid", "10").1, 0.0);
+
+        book.subscribe(Subscription::default());
+        for name in [
+            "upbit_orderbook_mid_price",
+            "upbit_orderbook_spread_price",
+            "upbit_orderbook_spread_ratio",
+            "upbit_orderbook_imbalance",
+            "upbit_orderbook_depth",
+            "upbit_orderbook_depth_complete",
+            "upbit_orderbook_best_ask_price",
+        ] {
+            assert_eq!(count(&registry, name), 0, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_repeated_candle_is_updated_in_place_and_the_next_one_replaces_it() {
+        use crate::upbit::types::CandleInterval;
+        let candle_type = DataType::Candle(CandleInterval::S1);
+        let (registry, mut book) = book(Subscription::uniform([candle_type], [BTC]));
+        let Message::Candle(first) = crate::upbit::decode::decode_frame(include_bytes!(
+            "../../../tests/fixtures/upbit/candle_default_1.json"
+        ))
+        .remove(0)
+        .unwrap() else {
+            unreachable!()
+        };
+        let labels = [("type", "candle.1s"), ("code", BTC)];
+        let get = |name| value(&registry, name, &labels);
+        assert!(book.record(Message::Candle(first.clone()), SystemTime::now(), 1.0));
+        assert_eq!(get("upbit_candle_open_price"), Some(first.opening_price));
+        assert_eq!(get("upbit_candle_close_price"), Some(first.trade_price));
+        // 2025-01-02T04:28:05 UTC.
+        assert_eq!(
+            get("upbit_candle_start_timestamp_seconds"),
+            Some(1_735_792_085.0)
+        );
+
+        let mut again = first.clone();
+        again.high_price = first.high_price + 1000.0;
+        again.trade_price = first.high_price + 1000.0;
+        again.candle_acc_trade_volume = Some(1.5);
+        assert!(book.record(Message::Candle(again.clone()), SystemTime::now(), 2.0));
+        assert_eq!(get("upbit_candle_high_price"), Some(again.high_price));
+        assert_eq!(get("upbit_candle_close_price"), Some(again.trade_price));
+        assert_eq!(get("upbit_candle_volume"), Some(1.5));
+        assert_eq!(
+            get("upbit_candle_start_timestamp_seconds"),
+            Some(1_735_792_085.0)
+        );
+        assert_eq!(
+            count(&registry, "upbit_candle_open_price"),
+            1,
+            "one candle per type"
+        );
+
+        let mut next = first;
+        next.candle_date_time_utc = Some("2025-01-02T04:28:06".into());
+        next.low_price = 1.0;
+        assert!(book.record(Message::Candle(next), SystemTime::now(), 3.0));
+        assert_eq!(
+            get("upbit_candle_start_timestamp_seconds"),
+            Some(1_735_792_086.0)
+        );
+        assert_eq!(get("upbit_candle_low_price"), Some(1.0));
+
+        book.subscribe(Subscription::default());
+        assert_eq!(count(&registry, "upbit_candle_start_timestamp_seconds"), 0);
+        assert_eq!(count(&registry, "upbit_candle_volume"), 0);
     }
 
     #[test]
@@ -307,6 +489,52 @@ mod tests {
     }
 
     #[test]
+    fn configured_bands_and_candle_fields_are_the_only_series() {
+        use super::super::structure::CandleFields;
+        use crate::upbit::types::CandleInterval;
+        let candle_type = DataType::Candle(CandleInterval::S1);
+        let (registry, mut book) = book(Subscription::uniform(
+            [DataType::Orderbook, candle_type],
+            [BTC],
+        ));
+        book.configure(vec![100], CandleFields::from_names(&["start"]));
+        assert!(book.record(
+            orderbook(&[(1000.5, 2.0, 999.5, 1.0)]),
+            SystemTime::now(),
+            1.0
+        ));
+        assert_eq!(
+            count(&registry, "upbit_orderbook_depth"),
+            2,
+            "one band, two sides"
+        );
+        assert_eq!(count(&registry, "upbit_orderbook_depth_complete"), 2);
+        let candle = crate::upbit::decode::decode_frame(include_bytes!(
+            "../../../tests/fixtures/upbit/candle_default_1.json"
+        ))
+        .remove(0)
+        .unwrap();
+        assert!(book.record(candle, SystemTime::now(), 2.0));
+        assert_eq!(count(&registry, "upbit_candle_start_timestamp_seconds"), 1);
+        assert_eq!(
+            count(&registry, "upbit_candle_close_price"),
+            1,
+            "the close always"
+        );
+        for name in [
+            "upbit_candle_open_price",
+            "upbit_candle_high_price",
+            "upbit_candle_low_price",
+            "upbit_candle_volume",
+        ] {
+            assert_eq!(count(&registry, name), 0, "{name}");
+        }
+        book.subscribe(Subscription::default());
+        assert_eq!(count(&registry, "upbit_orderbook_depth"), 0);
+        assert_eq!(count(&registry, "upbit_candle_start_timestamp_seconds"), 0);
+    }
+
+    #[test]
     fn market_states_are_bounded_and_one_at_a_time() {
         assert_eq!(market_state_label("ACTIVE"), "ACTIVE");
         assert_eq!(market_state_label("PREVIEW"), "PREVIEW");
@@ -324,6 +552,26 @@ mod tests {
         assert_eq!(
             value(&registry, "upbit_market_state", &[("state", "OTHER")]),
             Some(1.0)
+        );
+    }
+
+    #[test]
+    fn a_repeated_undocumented_state_keeps_its_series() {
+        let (registry, mut book) = book(Subscription::uniform([DataType::Ticker], [BTC]));
+        let Message::Ticker(mut t) = ticker() else {
+            unreachable!()
+        };
+        t.market_state = Some("SOMETHING_NEW".into());
+        book.record(Message::Ticker(t.clone()), SystemTime::now(), 1.0);
+        let first = book.codes[BTC].market_state.as_ref().unwrap().1.clone();
+        // A gauge that is removed and recreated is a new series: writing to the old handle
+        // would no longer show. The same handle must stay registered.
+        book.record(Message::Ticker(t), SystemTime::now(), 2.0);
+        first.set(7);
+        assert_eq!(
+            value(&registry, "upbit_market_state", &[("state", "OTHER")]),
+            Some(7.0),
+            "the series was not recreated"
         );
     }
 }

@@ -19,7 +19,9 @@ use std::sync::Arc;
 
 use prometheus::{Counter, Gauge, Histogram, IntCounter, IntGauge};
 
+use super::figures::DEFAULT_DEPTH_BANDS_BPS;
 use super::market_events::MarketEvents;
+use super::structure::{CandleFields, CandleSeries, OrderbookSeries};
 use crate::telemetry::Metrics;
 use crate::upbit::market_list::MarketListing;
 use crate::upbit::{DataType, Subscription};
@@ -37,11 +39,10 @@ pub(super) struct CodeSeries {
     pub pairs: HashMap<DataType, PairSeries>,
     pub trade_price: Option<Gauge>,
     pub ticker: Option<TickerSeries>,
-    /// (count, volume) per side: `[ask, bid]`.
-    pub trades: Option<[(IntCounter, Counter); 2]>,
-    /// Best ask and bid price, total ask and bid size.
-    pub orderbook: Option<[Gauge; 4]>,
-    pub candles: HashMap<DataType, Gauge>,
+    /// (count, volume, notional) per side: `[ask, bid]`.
+    pub trades: Option<[(IntCounter, Counter, Counter); 2]>,
+    pub orderbook: Option<OrderbookSeries>,
+    pub candles: HashMap<DataType, CandleSeries>,
     /// The state label now set and its series.
     pub market_state: Option<(String, IntGauge)>,
     /// What this code's tickers last said in the deprecated `market_warning` (`None`: nothing):
@@ -71,6 +72,10 @@ pub(super) struct Series {
     pub delays: HashMap<DataType, Histogram>,
     /// Warning, caution and info series of the subscribed codes.
     pub events: MarketEvents,
+    /// The orderbook depth bands, in basis points of the mid.
+    pub depth_bands: Vec<u32>,
+    /// The latest-candle series exported beside the close.
+    pub candle_fields: CandleFields,
 }
 
 impl Series {
@@ -83,9 +88,18 @@ impl Series {
             sizes: HashMap::new(),
             delays: HashMap::new(),
             events: MarketEvents::default(),
+            depth_bands: DEFAULT_DEPTH_BANDS_BPS.to_vec(),
+            candle_fields: CandleFields::ALL,
         };
         series.subscribe(subscription);
         series
+    }
+
+    /// Sets which market-structure series are exported. Before any data only: series already
+    /// created keep their shape, and removal follows the current settings.
+    pub fn configure(&mut self, depth_bands: Vec<u32>, candle_fields: CandleFields) {
+        self.depth_bands = depth_bands;
+        self.candle_fields = candle_fields;
     }
 
     /// Creates series for added pairs and removes those of dropped pairs.
@@ -168,24 +182,18 @@ impl Series {
                     for side in ["ask", "bid"] {
                         let _ = m.trades.remove_label_values(&[code, side]);
                         let _ = m.trade_volume.remove_label_values(&[code, side]);
+                        let _ = m.trade_notional.remove_label_values(&[code, side]);
                     }
                 }
             }
             DataType::Orderbook => {
                 if series.orderbook.take().is_some() {
-                    for vec in [
-                        &m.best_ask_price,
-                        &m.best_bid_price,
-                        &m.total_ask_size,
-                        &m.total_bid_size,
-                    ] {
-                        let _ = vec.remove_label_values(&[code]);
-                    }
+                    OrderbookSeries::remove(m, code, &self.depth_bands);
                 }
             }
             DataType::Candle(_) => {
                 if series.candles.remove(&data_type).is_some() {
-                    let _ = m.candle_close_price.remove_label_values(&[t, code]);
+                    CandleSeries::remove(m, data_type, code);
                 }
             }
         }
@@ -207,8 +215,13 @@ impl Series {
     }
 
     /// A new market list: the market state series follow it.
-    pub fn set_market_list(&mut self, list: Arc<HashMap<String, MarketListing>>) {
-        self.events.set_list(&self.metrics, list);
+    /// `fetched_unix` is when it was fetched (Unix seconds): the listing time of its new markets.
+    pub fn set_market_list(
+        &mut self,
+        list: Arc<HashMap<String, MarketListing>>,
+        fetched_unix: f64,
+    ) {
+        self.events.set_list(&self.metrics, list, fetched_unix);
     }
 
     /// The code's entry in the last market list.
