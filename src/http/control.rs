@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::{read_json, Reader, Writer};
-use super::error::ApiError;
+use super::error::{manager_gone, ApiError};
 use super::openapi::{
     ChangeRefused, OrderbookChange, ReadRefused, SubscriptionPatch, WriteRefused,
 };
@@ -44,10 +44,6 @@ fn revision(request: &HttpRequest) -> Result<Option<u64>, ApiError> {
                 format!("{}; accepted: revision", escape(&e.to_string(), 300)),
             )
         })
-}
-
-fn manager_gone<E>(_: E) -> ApiError {
-    ApiError::unavailable("subscription manager")
 }
 
 fn change_error(error: ChangeError) -> ApiError {

@@ -13,7 +13,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::auth::Reader;
-use super::error::{ApiError, ErrorBody};
+use super::error::{metrics_gone, ApiError, ErrorBody};
 use super::openapi::ReadRefused;
 use super::AppState;
 use crate::messages::{GetMarket, GetMarkets, MarketView};
@@ -131,10 +131,6 @@ impl<'a> MarketBody<'a> {
                 .map(|(c, at)| entry(MarketData::Candle(c), at)),
         }
     }
-}
-
-fn metrics_gone<E>(_: E) -> ApiError {
-    ApiError::unavailable("metrics actor")
 }
 
 /// The latest ticker of every subscribed code.

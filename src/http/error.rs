@@ -132,3 +132,13 @@ pub fn method_not_allowed(request: HttpRequest, allow: &'static str) -> HttpResp
     );
     response
 }
+
+/// The 503 for a request the subscription manager could not answer (its mailbox is gone).
+pub fn manager_gone<E>(_: E) -> ApiError {
+    ApiError::unavailable("subscription manager")
+}
+
+/// The 503 for a request the metrics actor could not answer (its mailbox is gone).
+pub fn metrics_gone<E>(_: E) -> ApiError {
+    ApiError::unavailable("metrics actor")
+}

@@ -8,7 +8,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::auth::Reader;
-use super::error::ApiError;
+use super::error::{manager_gone, metrics_gone, ApiError};
 use super::openapi::ReadRefused;
 use super::AppState;
 use crate::clock::unix_seconds;
@@ -97,12 +97,12 @@ pub async fn status(_: Reader, state: web::Data<AppState>) -> Result<HttpRespons
         .manager
         .send(GetSubscription)
         .await
-        .map_err(|_| ApiError::unavailable("subscription manager"))?;
+        .map_err(manager_gone)?;
     let last = state
         .metrics_actor
         .send(GetLastMessageTimes)
         .await
-        .map_err(|_| ApiError::unavailable("metrics actor"))?;
+        .map_err(metrics_gone)?;
     let now = unix_seconds(std::time::SystemTime::now());
     let ages = last
         .into_iter()

@@ -278,25 +278,7 @@ mod tests {
     }
 
     fn trade(code: &str) -> Event {
-        let message = Message::Trade(Trade {
-            code: code.into(),
-            trade_price: 1.0,
-            trade_volume: 1.0,
-            ask_bid: Side::Bid,
-            prev_closing_price: None,
-            change: None,
-            change_price: None,
-            trade_date: None,
-            trade_time: None,
-            trade_timestamp: None,
-            timestamp: Some(1),
-            sequential_id: None,
-            best_ask_price: None,
-            best_ask_size: None,
-            best_bid_price: None,
-            best_bid_size: None,
-            stream_type: None,
-        });
+        let message = Message::Trade(Trade::bare(code, 1.0, 1.0, Side::Bid));
         Event::market(&message, SystemTime::now()).unwrap()
     }
 

@@ -341,25 +341,7 @@ mod tests {
     }
 
     fn trade(code: &str, price: f64) -> Message {
-        Message::Trade(Trade {
-            code: code.into(),
-            trade_price: price,
-            trade_volume: 1.0,
-            ask_bid: Side::Bid,
-            prev_closing_price: None,
-            change: None,
-            change_price: None,
-            trade_date: None,
-            trade_time: None,
-            trade_timestamp: None,
-            timestamp: Some(1),
-            sequential_id: None,
-            best_ask_price: None,
-            best_ask_size: None,
-            best_bid_price: None,
-            best_bid_size: None,
-            stream_type: None,
-        })
+        Message::Trade(Trade::bare(code, price, 1.0, Side::Bid))
     }
 
     /// What is waiting for a consumer, without blocking.

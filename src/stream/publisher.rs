@@ -68,25 +68,7 @@ mod tests {
     }
 
     fn trade() -> Message {
-        Message::Trade(Trade {
-            code: "KRW-BTC".into(),
-            trade_price: 1.0,
-            trade_volume: 1.0,
-            ask_bid: Side::Ask,
-            prev_closing_price: None,
-            change: None,
-            change_price: None,
-            trade_date: None,
-            trade_time: None,
-            trade_timestamp: None,
-            timestamp: Some(1),
-            sequential_id: None,
-            best_ask_price: None,
-            best_ask_size: None,
-            best_bid_price: None,
-            best_bid_size: None,
-            stream_type: None,
-        })
+        Message::Trade(Trade::bare("KRW-BTC", 1.0, 1.0, Side::Ask))
     }
 
     fn connected() -> LinkChanged {

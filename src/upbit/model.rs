@@ -199,6 +199,32 @@ pub struct Trade {
     pub stream_type: Option<StreamType>,
 }
 
+impl Trade {
+    /// A trade with its code, price, volume and side and nothing else (every optional field
+    /// absent, `timestamp` 1): what tests of the pipeline need, without a page of `None`s.
+    pub fn bare(code: &str, trade_price: f64, trade_volume: f64, ask_bid: Side) -> Self {
+        Self {
+            code: code.to_owned(),
+            trade_price,
+            trade_volume,
+            ask_bid,
+            prev_closing_price: None,
+            change: None,
+            change_price: None,
+            trade_date: None,
+            trade_time: None,
+            trade_timestamp: None,
+            timestamp: Some(1),
+            sequential_id: None,
+            best_ask_price: None,
+            best_ask_size: None,
+            best_bid_price: None,
+            best_bid_size: None,
+            stream_type: None,
+        }
+    }
+}
+
 /// One price level of an orderbook: an ask and a bid side by side, best first.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
 pub struct OrderbookUnit {
