@@ -4,6 +4,7 @@
 //! cargo bench --bench e2e                       # every figure (about two minutes)
 //! cargo bench --bench e2e -- --quick            # ticker DEFAULT only, shorter runs
 //! cargo bench --bench e2e -- --json FILE        # also write the figures as JSON
+//! cargo bench --bench e2e -- --only orderbook   # CPU per frame of one type only (both formats)
 //! ```
 //!
 //! Each figure runs the release binary (`upbit-exporter simulate` as the exchange, `upbit-exporter
@@ -47,6 +48,8 @@ struct Options {
     bench: bool,
     quick: bool,
     json: Option<PathBuf>,
+    /// `--only TYPE`: the CPU-per-frame rows of that type, nothing else (before/after checks).
+    only: Option<String>,
 }
 
 fn options() -> Options {
@@ -54,6 +57,7 @@ fn options() -> Options {
         bench: false,
         quick: false,
         json: None,
+        only: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -61,6 +65,7 @@ fn options() -> Options {
             "--bench" => options.bench = true,
             "--quick" => options.quick = true,
             "--json" => options.json = args.next().map(PathBuf::from),
+            "--only" => options.only = args.next(),
             _ => {} // cargo bench passes --bench and filters
         }
     }
@@ -104,7 +109,11 @@ fn main() {
     println!("| type | format | service µs CPU/frame | CPU s per 100k frames | floor µs CPU/frame | ratio to floor | drops | peak RSS MiB |");
     println!("|---|---|---:|---:|---:|---:|---:|---:|");
     let mut rows = Vec::new();
-    for &(kind, format) in scenarios {
+    let only = options.only.as_deref();
+    for &(kind, format) in scenarios
+        .iter()
+        .filter(|(kind, _)| only.is_none_or(|o| o == *kind))
+    {
         // CPU time on a shared machine only ever grows with disturbance, so each side keeps the
         // best of REPEATS runs.
         let mut floor_cpu = f64::INFINITY;
@@ -140,6 +149,9 @@ fn main() {
         }));
     }
     report["cpu_per_frame"] = Value::Array(rows);
+    if only.is_some() {
+        return;
+    }
 
     // The highest paced rate with zero drops: a ladder, two seconds a step.
     let ladder: &[f64] = if options.quick {
