@@ -113,7 +113,11 @@ fn layers(sources: Sources<'_>) -> Result<Builder, SettingsError> {
         };
         let key = key.to_lowercase().replace("__", ".");
         let value = if LIST_KEYS.contains(&key.as_str()) {
-            let items: Vec<String> = text.split(',').map(str::to_owned).collect();
+            // An empty value is the empty list (`[]` in a file), not one empty item.
+            let items: Vec<String> = match text.trim() {
+                "" => Vec::new(),
+                _ => text.split(',').map(str::to_owned).collect(),
+            };
             Value::new(origin.as_ref(), items)
         } else {
             Value::new(origin.as_ref(), text)

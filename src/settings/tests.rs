@@ -478,3 +478,11 @@ fn market_figures_default_and_come_from_the_environment_checked() {
     }
     assert_eq!(err.problems.len(), 2, "one line per key: {text}");
 }
+
+#[test]
+fn an_empty_list_in_the_environment_is_the_empty_list() {
+    let s = Settings::from_overrides([("metrics.depth_bands_bps", "")]).unwrap();
+    assert!(s.metrics.depth_bands_bps.is_empty());
+    let s = Settings::from_overrides([("metrics.candle_fields", " ")]).unwrap();
+    assert!(s.metrics.candle_fields.is_empty());
+}
