@@ -2,6 +2,11 @@
 //! and increasing `sequential_id`s, tickers whose accumulated fields add up the generated
 //! trades, orderbooks around the last price whose totals are the sums of their units, candles
 //! built from the trades.
+//!
+//! One tape per market: each trade put on it keeps the market's state as of that trade
+//! ([`Tick`]), so every connection sends the same ticker, orderbook and candle for it (same
+//! content, same timestamp), as Upbit sends every subscriber the same messages. An HA pair of
+//! services against one simulator therefore receives identical messages.
 
 use std::collections::HashMap;
 
@@ -42,6 +47,15 @@ pub struct TradeEvent {
     pub timestamp_ms: u64,
 }
 
+/// One trade on a market's tape and the market as that trade left it.
+#[derive(Debug, Clone)]
+pub struct Tick {
+    pub trade: TradeEvent,
+    /// The market just after the trade (its own tape empty); orderbooks are drawn from a copy
+    /// of its random generator, so every connection draws the same book.
+    pub state: Box<MarketState>,
+}
+
 /// A candle in progress.
 #[derive(Debug, Clone, Copy)]
 pub struct CandleState {
@@ -75,7 +89,7 @@ pub struct MarketState {
     next_sequential_id: u64,
     /// The market's tape: recent trades, shared by every connection (as on Upbit, every
     /// subscriber sees the same trade with the same `sequential_id`).
-    tape: std::collections::VecDeque<TradeEvent>,
+    tape: std::collections::VecDeque<Tick>,
     /// Exchange time of the last trade put on the tape.
     tape_clock: Option<u64>,
     candles: HashMap<CandleInterval, CandleState>,
@@ -211,10 +225,13 @@ impl MarketState {
         let due = now_ms.saturating_sub(clock) / period;
         for i in 1..=due.min(64) {
             let trade = self.trade(clock + i * period);
+            let tape = std::mem::take(&mut self.tape);
+            let state = Box::new(self.clone());
+            self.tape = tape;
             if self.tape.len() >= TAPE_LENGTH {
                 self.tape.pop_front();
             }
-            self.tape.push_back(trade);
+            self.tape.push_back(Tick { trade, state });
         }
         if due > 64 {
             self.tape_clock = Some(now_ms);
@@ -227,9 +244,23 @@ impl MarketState {
     pub fn tape_since(&self, sequential_id: u64) -> Vec<TradeEvent> {
         self.tape
             .iter()
-            .filter(|t| t.sequential_id > sequential_id)
+            .filter(|t| t.trade.sequential_id > sequential_id)
+            .map(|t| t.trade.clone())
+            .collect()
+    }
+
+    /// The tape's ticks after the trade `sequential_id`, oldest first.
+    pub fn ticks_since(&self, sequential_id: u64) -> Vec<Tick> {
+        self.tape
+            .iter()
+            .filter(|t| t.trade.sequential_id > sequential_id)
             .cloned()
             .collect()
+    }
+
+    /// The newest tick on the tape, if any.
+    pub fn last_tick(&self) -> Option<&Tick> {
+        self.tape.back()
     }
 
     /// The last trade, generating one if there is none yet.
@@ -375,6 +406,54 @@ mod tests {
         };
         assert_eq!(prices(3), prices(3));
         assert_ne!(prices(3), prices(4));
+    }
+
+    #[test]
+    fn every_reader_of_a_tick_draws_the_same_messages() {
+        use crate::simulator::encode;
+        use crate::upbit::types::StreamType;
+        let mut markets = Markets::new(5);
+        let btc = markets.get("KRW-BTC");
+        btc.tape_until(1_000, 100);
+        btc.tape_until(1_500, 100);
+        let ticks = btc.ticks_since(0);
+        assert_eq!(ticks.len(), 5);
+        let draw = |tick: &Tick| {
+            let mut state = tick.state.as_ref().clone();
+            let at = tick.trade.timestamp_ms;
+            [
+                encode::ticker(&mut state, at, StreamType::Realtime, false, false),
+                encode::orderbook(
+                    &mut state,
+                    "KRW-BTC",
+                    15,
+                    0.0,
+                    at,
+                    StreamType::Realtime,
+                    false,
+                ),
+                encode::candle(
+                    &mut state,
+                    CandleInterval::M1,
+                    at,
+                    StreamType::Realtime,
+                    false,
+                ),
+            ]
+        };
+        for tick in &ticks {
+            assert_eq!(draw(tick), draw(tick), "the same tick, the same messages");
+            assert_eq!(
+                tick.state.last.as_ref().unwrap().sequential_id,
+                tick.trade.sequential_id
+            );
+        }
+        assert_ne!(draw(&ticks[0]), draw(&ticks[1]), "each tick its own state");
+        assert_eq!(
+            btc.ticks_since(ticks[2].trade.sequential_id).len(),
+            2,
+            "a reader picks up after the last tick it sent"
+        );
     }
 
     #[test]

@@ -46,8 +46,9 @@ struct Connection {
     requests: VecDeque<Instant>,
     /// Last frame either way: Upbit's idle timer counts traffic in both directions.
     last_traffic: Instant,
-    /// The `sequential_id` of the last trade sent, per code: realtime rounds send the tape after it.
-    seen: std::cell::RefCell<std::collections::HashMap<String, u64>>,
+    /// The `sequential_id` of the last tick sent, per (type, code as requested): realtime rounds
+    /// send the tape after it.
+    seen: std::cell::RefCell<std::collections::HashMap<(crate::upbit::DataType, String), u64>>,
 }
 
 /// Runs a connection until the client leaves, a fault ends it, or it idles out.

@@ -5,6 +5,7 @@ use std::time::SystemTime;
 
 use super::Connection;
 use crate::simulator::encode;
+use crate::simulator::market::MarketState;
 use crate::simulator::request::{base_code, orderbook_depth, TypeRequest};
 use crate::upbit::types::StreamType;
 use crate::upbit::DataType;
@@ -49,39 +50,61 @@ impl Connection {
                 Round::Firehose => vec![market.trade(now)],
                 Round::Snapshot => vec![market.last_trade(now)],
                 Round::Realtime => {
-                    let after = seen.get(base_code(code)).copied().unwrap_or(0);
-                    market.tape_since(after)
+                    let after = seen.get(&(t.data_type, code.to_owned())).copied();
+                    market.tape_since(after.unwrap_or(0))
                 }
             };
             if let (Some(last), false) = (trades.last(), round == Round::Firehose) {
-                seen.insert(base_code(code).to_owned(), last.sequential_id);
+                seen.insert((t.data_type, code.to_owned()), last.sequential_id);
             }
             return trades
                 .iter()
                 .map(|trade| encode::trade(market, trade, now, stream, simple))
                 .collect();
         }
-        let message = match t.data_type {
-            DataType::Ticker => encode::ticker(
-                market,
-                now,
-                stream,
-                simple,
-                self.shared.config.legacy_ticker_fields,
-            ),
-            DataType::Trade => return Vec::new(), // handled above
+        // Tickers, orderbooks and candles: one per tick of the tape this connection has not
+        // sent yet (the snapshot: the newest tick), each as the tick left the market and at its
+        // time, so every connection sends the same messages. Before the tape has a tick (a
+        // snapshot right at the start, the firehose) the market as it is now.
+        let ticks = match round {
+            Round::Firehose => Vec::new(),
+            Round::Snapshot => market.last_tick().cloned().into_iter().collect(),
+            Round::Realtime => {
+                let seen = self.seen.borrow();
+                let after = seen.get(&(t.data_type, code.to_owned())).copied();
+                market.ticks_since(after.unwrap_or(0))
+            }
+        };
+        if let Some(last) = ticks.last() {
+            self.seen
+                .borrow_mut()
+                .insert((t.data_type, code.to_owned()), last.trade.sequential_id);
+        }
+        if ticks.is_empty() && round == Round::Realtime {
+            return Vec::new();
+        }
+        let legacy = self.shared.config.legacy_ticker_fields;
+        let draw = |m: &mut MarketState, at: u64| match t.data_type {
+            DataType::Ticker => encode::ticker(m, at, stream, simple, legacy),
+            DataType::Trade => String::new(), // handled above
             DataType::Orderbook => encode::orderbook(
-                market,
+                m,
                 base_code(code),
                 orderbook_depth(code),
                 t.level,
-                now,
+                at,
                 stream,
                 simple,
             ),
-            DataType::Candle(interval) => encode::candle(market, interval, now, stream, simple),
+            DataType::Candle(interval) => encode::candle(m, interval, at, stream, simple),
         };
-        vec![message]
+        if ticks.is_empty() {
+            return vec![draw(market, now)];
+        }
+        ticks
+            .iter()
+            .map(|tick| draw(&mut tick.state.as_ref().clone(), tick.trade.timestamp_ms))
+            .collect()
     }
 
     /// Sends one message per (type, code), as single frames or one list frame per type.
