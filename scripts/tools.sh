@@ -21,6 +21,7 @@ APT_TOOLS=(
   "buildah buildah image build"
   "podman podman image run"
   "runc runc container runtime for podman"
+  "nats-server nats-server JetStream sink tests (tests/it/nats.rs)"
 )
 
 sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }

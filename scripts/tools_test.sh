@@ -59,6 +59,7 @@ EOF
   echo runc >"$m/provides/runc"
   echo musl-gcc >"$m/provides/musl-tools"
   echo curl >"$m/provides/curl"
+  echo nats-server >"$m/provides/nats-server"
   echo node >"$m/provides/nodejs"
   echo npm >"$m/provides/npm"
   : >"$m/calls"
@@ -142,7 +143,7 @@ ok "without node: nodejs, then npm, one package at a time"
 m=$(new_machine doctor)
 for c in cargo rustup python3 git kubectl node npm; do present "$m" "$c"; done
 on "$m" doctor missing >"$m/out" 2>&1 || { cat "$m/out"; fail "the doctor failed on a machine that can install everything"; }
-[ "$(grep -c '^install --simulate' "$m/calls" || true)" = 8 ] || fail "expected 8 simulated installs, got: $(cat "$m/calls")"
+[ "$(grep -c '^install --simulate' "$m/calls" || true)" = 9 ] || fail "expected 9 simulated installs, got: $(cat "$m/calls")"
 [ "$(installs "$m")" = 0 ] || fail "the doctor installed something: $(cat "$m/calls")"
 grep -q 'chromium .*Debian package chromium: install simulated, ok' "$m/out" || fail "the plan does not name chromium: $(cat "$m/out")"
 ! grep -q 'npm' "$m/calls" || fail "the doctor simulated Debian's npm beside an existing node"

@@ -24,7 +24,8 @@
 //!    configuration, the fake exchange.
 //! 4. messages: [`messages`], [`status`]: what actors say to each other and what they report.
 //! 5. stream: [`stream`]: the live stream's fan-out.
-//! 6. actors: [`actors`]: manager, connection, decoder, metrics.
+//! 6. actors: [`actors`], [`nats`]: manager, connection, decoder, metrics; the NATS JetStream
+//!    sink fed beside the live stream.
 //! 7. http: [`http`]: the HTTP surface.
 //! 8. app: [`app`]: builds the actors and the server from settings.
 //! 9. entry: [`cli`]: the command line (`main.rs` sits above it).
@@ -36,6 +37,7 @@ pub mod duration;
 pub mod frame_limit;
 pub mod http;
 pub mod messages;
+pub mod nats;
 pub mod peer_socket;
 pub mod secret;
 pub mod settings;

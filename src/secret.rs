@@ -13,6 +13,11 @@ impl Secret {
         Self(value)
     }
 
+    /// The value, for the one place that must hand it on (a NATS connection's credentials).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
     /// Compares in time independent of where the inputs differ (`subtle`); only the lengths,
     /// which a bearer token does not need to hide, decide early.
     pub fn matches(&self, candidate: &str) -> bool {

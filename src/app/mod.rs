@@ -20,10 +20,11 @@ use prometheus::Registry;
 
 use crate::actors::manager::SubscriptionManager;
 use crate::messages::Shutdown;
+use crate::nats::NatsSink;
 use crate::settings::Settings;
 use crate::status::{LinkState, StatusBoards};
 use crate::stream::Hub;
-use crate::telemetry::metrics::StreamMetrics;
+use crate::telemetry::metrics::{SinkMetrics, StreamMetrics};
 use crate::telemetry::Metrics;
 
 /// How long the HTTP server may take to finish in-flight requests at shutdown.
@@ -52,6 +53,7 @@ pub struct AppHandle {
     server: ServerHandle,
     pipeline: Arbiter,
     stream: Option<Hub>,
+    sink: Option<NatsSink>,
 }
 
 /// Starts everything on the current actix System: binds the HTTP port first (so a taken port
@@ -61,8 +63,16 @@ pub async fn start(settings: Settings) -> Result<AppHandle, StartError> {
     let registry = Registry::new();
     let metrics = Metrics::register(&registry).map_err(StartError::metrics)?;
     let stream = live_stream(&settings, &registry)?;
-    let pipeline = pipeline::Pipeline::start(&settings, &registry, &metrics, stream.as_ref())?;
-    let state = server::app_state(&settings, &pipeline, stream.clone());
+    let sink = nats_sink(&settings, &registry)?;
+    let pipeline = pipeline::Pipeline::start(
+        &settings,
+        &registry,
+        &metrics,
+        stream.as_ref(),
+        sink.as_ref().map(NatsSink::event_sink),
+    )?;
+    let board = sink.as_ref().map(|s| s.board().clone());
+    let state = server::app_state(&settings, &pipeline, stream.clone(), board);
     let server = server::serve(&settings, listener, &registry, state)?;
     log::info!(
         "started version={} http={http_addr} upbit={} control={}",
@@ -82,6 +92,7 @@ pub async fn start(settings: Settings) -> Result<AppHandle, StartError> {
         server,
         pipeline: pipeline.arbiter,
         stream,
+        sink,
     })
 }
 
@@ -111,6 +122,15 @@ fn live_stream(settings: &Settings, registry: &Registry) -> Result<Option<Hub>, 
         Hub::new(stream.max_consumers, stream.trade_queue, metrics)
             .with_max_per_address(stream.max_consumers_per_address)
     }))
+}
+
+/// The NATS JetStream sink when `nats.url` is set (its metrics are registered either way).
+fn nats_sink(settings: &Settings, registry: &Registry) -> Result<Option<NatsSink>, StartError> {
+    let metrics = SinkMetrics::register(registry).map_err(StartError::metrics)?;
+    Ok(settings
+        .nats
+        .enabled()
+        .then(|| NatsSink::start(&settings.nats, metrics)))
 }
 
 impl AppHandle {
@@ -144,6 +164,10 @@ impl AppHandle {
         }
         self.server.stop(true).await;
         self.pipeline.stop();
+        if let Some(sink) = &self.sink {
+            // After the pipeline: the links' last events are in the buffer by now.
+            sink.shutdown().await;
+        }
         log::info!("stopped");
     }
 }

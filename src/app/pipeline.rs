@@ -16,7 +16,7 @@ use crate::actors::pacing::{RateWindow, RequestBudget};
 use crate::actors::queue::StageQueue;
 use crate::settings::Settings;
 use crate::status::{StatusBoard, StatusBoards};
-use crate::stream::{Hub, Publisher};
+use crate::stream::{EventSink, Hub, Publisher};
 use crate::subscription::{load_state, move_aside, SavedState, StateError};
 use crate::telemetry::metrics::QueueDepthCollector;
 use crate::telemetry::Metrics;
@@ -43,6 +43,7 @@ impl Pipeline {
         registry: &Registry,
         metrics: &Metrics,
         stream: Option<&Hub>,
+        sink: Option<Arc<dyn EventSink>>,
     ) -> Result<Self, StartError> {
         let SavedState {
             subscription,
@@ -67,6 +68,10 @@ impl Pipeline {
             let publisher = stream
                 .cloned()
                 .map_or_else(Publisher::disabled, Publisher::new);
+            let publisher = match sink {
+                Some(sink) => publisher.with_sink(sink),
+                None => publisher,
+            };
             let figures = settings.metrics.clone();
             MetricsActor::start_in_arbiter(&arbiter.handle(), move |_| {
                 MetricsActor::new(metrics, subscription, inbound)

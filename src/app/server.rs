@@ -14,12 +14,19 @@ use super::pipeline::Pipeline;
 use super::{StartError, HTTP_SHUTDOWN};
 use crate::actors::pacing::RateWindow;
 use crate::http::{self, AppState};
+use crate::nats::SinkBoard;
 use crate::settings::Settings;
 use crate::stream::Hub;
 
 /// What every HTTP handler reads.
-pub(super) fn app_state(settings: &Settings, pipeline: &Pipeline, stream: Option<Hub>) -> AppState {
+pub(super) fn app_state(
+    settings: &Settings,
+    pipeline: &Pipeline,
+    stream: Option<Hub>,
+    sink: Option<SinkBoard>,
+) -> AppState {
     AppState {
+        sink,
         status: pipeline.boards.clone(),
         freshness: settings.connection.idle_timeout,
         manager: pipeline.manager.clone(),

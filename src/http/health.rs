@@ -1,5 +1,6 @@
 //! `/healthz` (the process serves HTTP; never depends on Upbit) and `/readyz` (connected,
-//! subscribed, and a frame arrived within the idle timeout).
+//! subscribed, and a frame arrived within the idle timeout; with `nats.required`, the NATS sink
+//! publishing too).
 
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
@@ -42,13 +43,15 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(Health { status: Alive::Ok })
 }
 
-/// Readiness: connected, subscribed, and a frame within connection.idle_timeout.
+/// Readiness: connected, subscribed, and a frame within connection.idle_timeout; and, when
+/// nats.required, the NATS sink connected with a usable stream.
 #[utoipa::path(get, tag = "health", path = "/readyz", responses(
     (status = 200, description = "ready", body = Readiness),
     (status = 503, description = "not ready, with a reason", body = Readiness),
 ))]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    match state.status.not_ready_reason(state.freshness) {
+    let sink = || state.sink.as_ref().and_then(|s| s.not_ready_reason());
+    match state.status.not_ready_reason(state.freshness).or_else(sink) {
         None => HttpResponse::Ok().json(Readiness {
             status: Ready::Ready,
             reason: None,

@@ -52,6 +52,8 @@ pub struct AppState {
     pub format: Format,
     /// The live stream's hub and limits.
     pub live: live::LiveStream,
+    /// The NATS sink's state, when `nats.url` is set.
+    pub sink: Option<crate::nats::SinkBoard>,
 }
 
 /// One served path: the methods it answers (its `Allow` header) and its handlers.

@@ -13,6 +13,7 @@ use super::openapi::ReadRefused;
 use super::AppState;
 use crate::clock::unix_seconds;
 use crate::messages::{GetLastMessageTimes, GetSubscription};
+use crate::nats::SinkStatus;
 use crate::status::ConnectionStatus;
 use crate::subscription::{to_doc, SubscriptionDoc};
 use crate::upbit::model::ListedSubscription;
@@ -85,6 +86,9 @@ pub struct StatusBody {
     pub subscription: SubscriptionState,
     /// Seconds since the last message, per data type.
     pub last_message_age_seconds: BTreeMap<String, f64>,
+    /// The NATS JetStream sink; `null` when `nats.url` is not set.
+    #[schema(required = true)]
+    pub nats: Option<SinkStatus>,
 }
 
 /// Connection state, subscription (desired and acknowledged by Upbit), message ages, uptime, version.
@@ -134,5 +138,6 @@ pub async fn status(_: Reader, state: web::Data<AppState>) -> Result<HttpRespons
         connection,
         connections,
         last_message_age_seconds: ages,
+        nats: state.sink.as_ref().map(|s| s.snapshot()),
     }))
 }

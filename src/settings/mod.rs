@@ -10,6 +10,7 @@
 
 mod fields;
 mod load;
+mod nats;
 mod validate;
 
 use std::net::SocketAddr;
@@ -22,6 +23,7 @@ use crate::secret::Secret;
 use crate::upbit::request::OrderbookOptions;
 use crate::upbit::{DataType, Format, Subscription};
 
+pub use nats::{NatsSecret, NatsSettings};
 pub use validate::{market_list_url, region_url, REGIONS};
 
 /// The defaults, with a comment on every key: the operator's reference.
@@ -44,6 +46,7 @@ pub struct Settings {
     pub discovery: DiscoverySettings,
     pub stream: StreamSettings,
     pub metrics: MetricsSettings,
+    pub nats: NatsSettings,
 }
 
 /// `[metrics]`: which market-structure series are exported, so a large subscription stays

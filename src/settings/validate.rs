@@ -43,6 +43,7 @@ pub(super) fn validate(sections: Sections, problems: &mut Vec<String>) -> Option
     let ws_url = upbit.as_ref().map_or("", |u| u.url.as_str());
     let discovery = sections.discovery.map(|d| validate_discovery(d, ws_url));
     let control = sections.control.map(|c| validate_control(c, problems));
+    let nats = sections.nats.map(|n| super::nats::validate(n, problems));
     if let (Some(upbit), Some(control)) = (&upbit, &control) {
         if upbit.codes.len() > control.max_codes {
             problems.push(format!(
@@ -61,6 +62,7 @@ pub(super) fn validate(sections: Sections, problems: &mut Vec<String>) -> Option
         discovery: discovery?,
         stream: sections.stream?,
         metrics: sections.metrics?,
+        nats: nats?,
     })
 }
 

@@ -67,6 +67,9 @@ pub enum EventKind {
 pub struct Event {
     pub kind: EventKind,
     pub encoded: Encoded,
+    /// The market message's deduplication id ([`super::msg_id`]), set by the publisher only
+    /// when a sink takes the stream; `None` on link events.
+    pub id: Option<std::sync::Arc<str>>,
 }
 
 impl Event {
@@ -86,6 +89,7 @@ impl Event {
                 name: data_type.as_str(),
                 json: json.into(),
             },
+            id: None,
         })
     }
 
@@ -109,6 +113,7 @@ impl Event {
         Self {
             kind: EventKind::Link,
             encoded: wrap("link", data),
+            id: None,
         }
     }
 

@@ -19,6 +19,8 @@
 //!   drop leaves the hub.
 //! - [`publisher`]: what the pipeline holds: encodes only what some consumer wants, publishes
 //!   batches and link events (nothing when the stream is disabled).
+//! - [`sink`]: a destination beside the hub (the NATS JetStream sink, `crate::nats`) that takes
+//!   every message; [`msg_id`]: the deduplication id each market message carries to it.
 //! - [`crate::peer_socket`]: closes a connection whose peer stopped reading, which actix cannot
 //!   do itself.
 //!
@@ -29,14 +31,17 @@ pub mod consumer;
 pub mod event;
 pub mod filter;
 pub mod hub;
+pub mod msg_id;
 pub mod publisher;
 pub mod queue;
+pub mod sink;
 
 pub use consumer::{Consumer, ConsumerHandle, Ending, Next};
 pub use event::{Encoded, Event, EventKind};
 pub use filter::Filter;
 pub use hub::{Hub, JoinError};
 pub use publisher::Publisher;
+pub use sink::EventSink;
 
 /// How a consumer is served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

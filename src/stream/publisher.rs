@@ -3,11 +3,16 @@
 //! It encodes a market message only when some consumer may want its type (nothing at all while
 //! nobody listens), hands each batch to the hub, and turns link events into stream events, in
 //! order with the batches around them. A disabled stream is a publisher without a hub.
+//!
+//! A sink ([`EventSink`], e.g. NATS) takes every batch beside the hub: with one attached, every
+//! market message is encoded and carries its deduplication id.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::event::Event;
 use super::hub::Hub;
+use super::sink::EventSink;
 use crate::messages::LinkChanged;
 use crate::upbit::Message;
 
@@ -15,11 +20,21 @@ use crate::upbit::Message;
 #[derive(Clone, Default)]
 pub struct Publisher {
     hub: Option<Hub>,
+    sink: Option<Arc<dyn EventSink>>,
 }
 
 impl Publisher {
     pub fn new(hub: Hub) -> Self {
-        Self { hub: Some(hub) }
+        Self {
+            hub: Some(hub),
+            sink: None,
+        }
+    }
+
+    /// Hands every batch and link event to `sink` as well.
+    pub fn with_sink(mut self, sink: Arc<dyn EventSink>) -> Self {
+        self.sink = Some(sink);
+        self
     }
 
     /// Publishes nothing.
@@ -30,6 +45,11 @@ impl Publisher {
     /// Encodes a market message when some consumer may want its type; `None` (and no work)
     /// otherwise.
     pub fn encode(&self, message: &Message, received_at: SystemTime) -> Option<Event> {
+        if self.sink.is_some() {
+            let mut event = Event::market(message, received_at)?;
+            event.id = super::msg_id::message_id(message).map(Arc::from);
+            return Some(event);
+        }
         let hub = self.hub.as_ref()?;
         let data_type = message.data_type()?;
         if !hub.wants(data_type) {
@@ -43,13 +63,17 @@ impl Publisher {
         if let Some(hub) = &self.hub {
             hub.publish(events);
         }
+        if let (Some(sink), false) = (&self.sink, events.is_empty()) {
+            sink.publish(events);
+        }
     }
 
     /// Fans a link event out, in order with the batches around it.
     pub fn link_changed(&self, event: &LinkChanged) {
-        if let Some(hub) = &self.hub {
-            hub.publish(&[Event::link(&event.change, event.at, event.connection)]);
+        if self.hub.is_none() && self.sink.is_none() {
+            return;
         }
+        self.publish(&[Event::link(&event.change, event.at, event.connection)]);
     }
 }
 
@@ -117,6 +141,42 @@ mod tests {
             "the interest follows the consumers who left"
         );
         drop(tickers);
+    }
+
+    /// Collects what a sink receives.
+    #[derive(Default)]
+    struct Collect(parking_lot::Mutex<Vec<Event>>);
+
+    impl EventSink for Collect {
+        fn publish(&self, events: &[Event]) {
+            self.0.lock().extend_from_slice(events);
+        }
+    }
+
+    #[test]
+    fn a_sink_gets_every_message_with_its_id_even_when_no_consumer_listens() {
+        let hub = hub();
+        let sink = Arc::new(Collect::default());
+        let publisher = Publisher::new(hub).with_sink(sink.clone());
+        let event = publisher
+            .encode(&trade(), SystemTime::now())
+            .expect("encoded");
+        assert!(event
+            .id
+            .as_deref()
+            .is_some_and(|id| id.starts_with("trade:KRW-BTC:")));
+        publisher.publish(std::slice::from_ref(&event));
+        publisher.link_changed(&connected());
+        let got = sink.0.lock();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].encoded, event.encoded);
+        assert_eq!(got[1].encoded.name, "link");
+        assert_eq!(got[1].id, None);
+        let alone = Publisher::disabled().with_sink(sink.clone());
+        assert!(
+            alone.encode(&trade(), SystemTime::now()).is_some(),
+            "a sink without a hub"
+        );
     }
 
     #[test]

@@ -161,6 +161,7 @@ mod tests {
                 name: data_type.as_str(),
                 json: ByteString::from(text.to_owned()),
             },
+            id: None,
         }
     }
 
@@ -171,6 +172,7 @@ mod tests {
                 name: "link",
                 json: ByteString::from(text.to_owned()),
             },
+            id: None,
         }
     }
 

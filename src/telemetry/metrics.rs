@@ -390,6 +390,53 @@ impl StreamMetrics {
     }
 }
 
+/// Why the NATS sink dropped a message (`upbit_sink_dropped_total{reason}`): `buffer_full` (NATS
+/// unreachable or slow for longer than the buffer holds; the oldest go), `rejected` (the server
+/// refused it with an error other than a timeout), `shutdown` (still buffered when the service
+/// stopped).
+pub const SINK_DROP_REASONS: [&str; 3] = ["buffer_full", "rejected", "shutdown"];
+
+/// The NATS JetStream sink's collectors (`src/nats/`), registered whether or not it runs.
+#[derive(Clone)]
+pub struct SinkMetrics {
+    pub published: IntCounter,
+    pub acked: IntCounter,
+    pub duplicates: IntCounter,
+    pub retried: IntCounter,
+    pub dropped: IntCounterVec,
+    pub buffered: IntGauge,
+    pub in_flight: IntGauge,
+    pub connected: IntGauge,
+}
+
+impl SinkMetrics {
+    /// Creates and registers the collectors, every fixed-label series at zero.
+    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
+        let m = Self {
+            published: IntCounter::with_opts(opts("upbit_sink_published_total", "Messages sent to NATS JetStream (a message sent again after a failed acknowledgement counts again)."))?,
+            acked: IntCounter::with_opts(opts("upbit_sink_acked_total", "Messages JetStream acknowledged (stored, or recognised as a duplicate)."))?,
+            duplicates: IntCounter::with_opts(opts("upbit_sink_duplicates_total", "Acknowledged messages JetStream reported as duplicates of a stored Nats-Msg-Id (an HA pair's twin, or a resend)."))?,
+            retried: IntCounter::with_opts(opts("upbit_sink_retried_total", "Messages put back in the buffer to be sent again because their acknowledgement failed or timed out."))?,
+            dropped: IntCounterVec::new(opts("upbit_sink_dropped_total", "Messages the sink gave up, by reason (buffer_full, rejected, shutdown)."), &["reason"])?,
+            buffered: IntGauge::with_opts(opts("upbit_sink_buffer_messages", "Messages waiting in the sink's buffer to be sent."))?,
+            in_flight: IntGauge::with_opts(opts("upbit_sink_in_flight_messages", "Messages sent and awaiting their acknowledgement."))?,
+            connected: IntGauge::with_opts(opts("upbit_sink_connected", "1 while the sink is connected to NATS with a usable stream, else 0 (also 0 when the sink is off)."))?,
+        };
+        registry.register(Box::new(m.published.clone()))?;
+        registry.register(Box::new(m.acked.clone()))?;
+        registry.register(Box::new(m.duplicates.clone()))?;
+        registry.register(Box::new(m.retried.clone()))?;
+        registry.register(Box::new(m.dropped.clone()))?;
+        registry.register(Box::new(m.buffered.clone()))?;
+        registry.register(Box::new(m.in_flight.clone()))?;
+        registry.register(Box::new(m.connected.clone()))?;
+        for reason in SINK_DROP_REASONS {
+            m.dropped.with_label_values(&[reason]);
+        }
+        Ok(m)
+    }
+}
+
 /// A pipeline stage's queue as the depth gauge reads it (`actors::queue::StageQueue`).
 pub trait QueueDepth: Send + Sync {
     /// Items (frames or messages) waiting in the stage now.

@@ -12,6 +12,7 @@ mod fidelity;
 mod hostile;
 mod hostile_clients;
 mod layers;
+mod nats;
 mod service;
 mod sigterm;
 mod simulator;

@@ -1,0 +1,434 @@
+//! The NATS JetStream sink against a real `nats-server -js` (Debian's package), each test with
+//! its own server on a free loopback port and its own store directory.
+//!
+//! These need the `nats-server` binary, so plain `cargo test` skips them (`#[ignore]`);
+//! `scripts/test` installs it when missing (scripts/tools.sh) and runs exactly these
+//! (`--run-ignored only -E 'binary(it) & test(/nats/)'`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use async_nats::jetstream;
+use upbit_exporter::simulator::Fault;
+
+use crate::support::{eventually, free_port, spawn_app, start_simulator, Metrics, TestApp};
+
+/// A `nats-server -js` of this test: stopped (SIGTERM, so it writes its store) on drop.
+struct NatsServer {
+    child: Option<Child>,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl NatsServer {
+    async fn start() -> Self {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("upbit-nats-it-{}-{port}", std::process::id()));
+        let mut server = Self {
+            child: None,
+            port,
+            dir,
+        };
+        server.run().await;
+        server
+    }
+
+    /// Starts the server (again) on its port and store, and waits until JetStream answers.
+    async fn run(&mut self) {
+        let child = Command::new(nats_server_binary())
+            .args([
+                "-js",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-sd",
+            ])
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server runs (scripts/test installs Debian's nats-server)");
+        self.child = Some(child);
+        let url = self.url();
+        eventually("nats-server answers with JetStream", || async {
+            // The account info request, read raw: async-nats's typed answer expects a newer server.
+            let client = async_nats::connect(&url).await.ok()?;
+            let reply = client.request("$JS.API.INFO", "".into()).await.ok()?;
+            let info: serde_json::Value = serde_json::from_slice(&reply.payload).ok()?;
+            (info["type"] == "io.nats.jetstream.api.v1.account_info_response"
+                && info.get("error").is_none())
+            .then_some(())
+        })
+        .await;
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops the server the way an operator does (SIGTERM) and waits for it to exit.
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: kill(2) on the pid of a child this test started and has not reaped.
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// `nats-server` from PATH, else where Debian's package puts it (`/usr/sbin`, which a
+/// non-root PATH may lack).
+fn nats_server_binary() -> PathBuf {
+    let on_path = std::env::var_os("PATH").map(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join("nats-server"))
+            .find(|p| p.is_file())
+    });
+    on_path
+        .flatten()
+        .unwrap_or_else(|| PathBuf::from("/usr/sbin/nats-server"))
+}
+
+/// One message as the stream stored it.
+#[derive(Debug)]
+struct Stored {
+    subject: String,
+    id: Option<String>,
+    json: serde_json::Value,
+}
+
+impl Stored {
+    fn is_link(&self) -> bool {
+        self.json["event"] == "link"
+    }
+}
+
+/// Every message of the stream, in stream order, as a consumer reads it (a pull consumer from
+/// the first message, without acknowledgements).
+async fn stored(url: &str, stream: &str) -> Vec<Stored> {
+    use futures_util::StreamExt;
+    let client = async_nats::connect(url).await.expect("connect to nats");
+    let js = jetstream::new(client);
+    let mut stream = js.get_stream(stream).await.expect("the stream exists");
+    let count = stream.info().await.expect("stream info").state.messages as usize;
+    let consumer = stream
+        .create_consumer(jetstream::consumer::pull::Config {
+            ack_policy: jetstream::consumer::AckPolicy::None,
+            deliver_policy: jetstream::consumer::DeliverPolicy::All,
+            ..Default::default()
+        })
+        .await
+        .expect("a consumer");
+    let mut messages = consumer.messages().await.expect("the consumer's messages");
+    let mut out = Vec::with_capacity(count);
+    while out.len() < count {
+        let message = messages
+            .next()
+            .await
+            .expect("the stream has more")
+            .expect("a message");
+        out.push(Stored {
+            subject: message.subject.to_string(),
+            id: message
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
+                .map(|v| v.as_str().to_owned()),
+            json: serde_json::from_slice(&message.payload).expect("JSON payload"),
+        });
+    }
+    out
+}
+
+fn received_total(m: &Metrics) -> u64 {
+    m.received().values().flat_map(|codes| codes.values()).sum()
+}
+
+/// Whether the sink has nothing left to send or to hear back.
+fn sink_idle(m: &Metrics) -> bool {
+    m.get("upbit_sink_buffer_messages", &[]) == 0.0
+        && m.get("upbit_sink_in_flight_messages", &[]) == 0.0
+        && m.get("upbit_sink_published_total", &[]) == m.get("upbit_sink_acked_total", &[])
+}
+
+/// Waits until the simulator is muted and every app's sink has sent and heard back everything
+/// its service counted, with the counts unchanged across a read of the stream; returns the
+/// stream and each app's scrape from before that read.
+async fn settled(url: &str, apps: &[&TestApp]) -> (Vec<Stored>, Vec<Metrics>) {
+    eventually(
+        "every sink idle and the stream read between two equal scrapes",
+        || async {
+            let mut before = Vec::new();
+            for app in apps {
+                let m = app.metrics().await;
+                if !sink_idle(&m) {
+                    return None;
+                }
+                before.push(m);
+            }
+            let messages = stored(url, "UPBIT").await;
+            for (app, m) in apps.iter().zip(&before) {
+                let again = app.metrics().await;
+                if received_total(&again) != received_total(m) || !sink_idle(&again) {
+                    return None;
+                }
+            }
+            Some((messages, before))
+        },
+    )
+    .await
+}
+
+const TYPES: [&str; 4] = ["ticker", "trade", "orderbook", "candle.1m"];
+
+fn overrides<'a>(nats_url: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut all = vec![
+        ("upbit.codes", "KRW-BTC,KRW-ETH"),
+        ("upbit.types", "ticker,trade,orderbook,candle.1m"),
+        ("nats.url", nats_url),
+        ("nats.reconnect_delay_max", "200ms"),
+    ];
+    all.extend_from_slice(extra);
+    all
+}
+
+#[actix_rt::test]
+#[ignore = "needs nats-server; scripts/test installs it and runs these"]
+async fn nats_a_consumer_reads_every_counted_message_in_order_on_the_documented_subjects() {
+    let nats = NatsServer::start().await;
+    let url = nats.url();
+    let sim = start_simulator(|c| c.rate = 20.0).await;
+    let app = spawn_app(&sim.ws_url(), &overrides(&url, &[])).await;
+    eventually("every type acknowledged by JetStream", || async {
+        let m = app.metrics().await;
+        let received = m.received();
+        let all = TYPES
+            .iter()
+            .all(|t| received.get(*t).is_some_and(|c| c.len() == 2));
+        (all && m.get("upbit_sink_acked_total", &[]) >= 40.0).then_some(())
+    })
+    .await;
+    let (_, status) = app.get_json("/api/v1/status").await;
+    assert_eq!(status["nats"]["state"], "connected", "{status}");
+    assert_eq!(status["nats"]["stream"], "UPBIT");
+    assert_eq!(status["nats"]["url"], url.as_str());
+    sim.inject(Fault::Mute { duration_ms: None });
+    let (messages, scrapes) = settled(&url, &[&app]).await;
+    let m = &scrapes[0];
+    let market: Vec<&Stored> = messages.iter().filter(|s| !s.is_link()).collect();
+    assert_eq!(
+        market.len() as u64,
+        received_total(m),
+        "every message the service counted is in the stream, once"
+    );
+    assert_eq!(m.get("upbit_sink_connected", &[]), 1.0);
+    assert_eq!(m.get("upbit_sink_duplicates_total", &[]), 0.0);
+    assert_eq!(
+        m.get("upbit_sink_dropped_total", &[("reason", "buffer_full")]),
+        0.0
+    );
+    // Per type and code: the count, the subject, the payload and the id; in order per subject.
+    let mut per_subject: BTreeMap<&str, Vec<&Stored>> = BTreeMap::new();
+    for s in &market {
+        per_subject.entry(s.subject.as_str()).or_default().push(s);
+    }
+    for (data_type, codes) in m.received() {
+        for (code, count) in codes {
+            let subject = format!("upbit.{}.{code}", data_type.replace('.', "_"));
+            let on = per_subject
+                .get(subject.as_str())
+                .map_or(&[][..], Vec::as_slice);
+            assert_eq!(on.len() as u64, count, "{subject}");
+            let mut last: Option<(u64, u64)> = None;
+            for s in on {
+                assert_eq!(s.json["event"], data_type.as_str(), "{}", s.json);
+                assert_eq!(s.json["data"]["code"], code.as_str());
+                assert!(s.json["received_timestamp_ms"].is_u64(), "{}", s.json);
+                let exchange = s.json["exchange_timestamp_ms"]
+                    .as_u64()
+                    .expect("exchange time");
+                let id = s.id.as_deref().expect("every market message has an id");
+                let seq = s.json["data"]["sequential_id"].as_u64().unwrap_or(0);
+                if data_type == "trade" {
+                    assert_eq!(id, format!("trade:{code}:{seq}"));
+                } else {
+                    assert!(
+                        id.starts_with(&format!("{data_type}:{code}:{exchange}:")),
+                        "{id}"
+                    );
+                }
+                if let Some((last_seq, last_time)) = last {
+                    assert!(exchange >= last_time, "{subject}: exchange time goes back");
+                    if data_type == "trade" {
+                        assert!(
+                            seq > last_seq,
+                            "{subject}: sequential_id {seq} after {last_seq}"
+                        );
+                    }
+                }
+                last = Some((seq, exchange));
+            }
+        }
+    }
+    let links: Vec<&Stored> = messages.iter().filter(|s| s.is_link()).collect();
+    assert!(
+        !links.is_empty(),
+        "the link's connected event is in the stream"
+    );
+    assert!(links.iter().all(|l| l.subject == "upbit.link"));
+    assert_eq!(links[0].json["data"]["state"], "connected");
+    app.shutdown().await;
+    sim.stop().await;
+}
+
+/// A message's content without what differs between receivers (the receive time, the delay)
+/// or between a snapshot and the realtime message (`stream_type`).
+fn content(s: &Stored) -> String {
+    let mut data = s.json["data"].clone();
+    if let Some(object) = data.as_object_mut() {
+        object.remove("stream_type");
+    }
+    format!("{} {data}", s.json["event"])
+}
+
+#[actix_rt::test]
+#[ignore = "needs nats-server; scripts/test installs it and runs these"]
+async fn nats_two_instances_against_one_simulator_store_every_message_once() {
+    let nats = NatsServer::start().await;
+    let url = nats.url();
+    let sim = start_simulator(|c| c.rate = 20.0).await;
+    let first = spawn_app(&sim.ws_url(), &overrides(&url, &[])).await;
+    eventually("the first instance publishes", || async {
+        (first.metrics().await.get("upbit_sink_acked_total", &[]) >= 20.0).then_some(())
+    })
+    .await;
+    let second = spawn_app(&sim.ws_url(), &overrides(&url, &[])).await;
+    eventually(
+        "the second instance's copies are recognised as duplicates",
+        || async {
+            let m = second.metrics().await;
+            (m.get("upbit_sink_acked_total", &[]) >= 40.0
+                && m.get("upbit_sink_duplicates_total", &[]) >= 20.0)
+                .then_some(())
+        },
+    )
+    .await;
+    sim.inject(Fault::Mute { duration_ms: None });
+    let (messages, scrapes) = settled(&url, &[&first, &second]).await;
+    let market: Vec<&Stored> = messages.iter().filter(|s| !s.is_link()).collect();
+    let mut contents = BTreeSet::new();
+    for s in &market {
+        assert!(contents.insert(content(s)), "stored twice: {}", content(s));
+    }
+    let counted: u64 = scrapes.iter().map(received_total).sum();
+    let duplicates: f64 = scrapes
+        .iter()
+        .map(|m| m.get("upbit_sink_duplicates_total", &[]))
+        .sum();
+    assert_eq!(
+        market.len() as u64 + duplicates as u64,
+        counted,
+        "every message either instance counted is stored once or acknowledged as a duplicate"
+    );
+    let ids: BTreeSet<&str> = market.iter().filter_map(|s| s.id.as_deref()).collect();
+    assert_eq!(ids.len(), market.len(), "one id per stored message");
+    // Both instances' link events are kept: their ids are their own.
+    let links = messages.iter().filter(|s| s.is_link()).count();
+    assert!(links >= 2, "{links} link events");
+    first.shutdown().await;
+    second.shutdown().await;
+    sim.stop().await;
+}
+
+#[actix_rt::test]
+#[ignore = "needs nats-server; scripts/test installs it and runs these"]
+async fn nats_down_then_back_delivers_the_buffer_and_counts_the_rest_while_the_feed_goes_on() {
+    let mut nats = NatsServer::start().await;
+    let url = nats.url();
+    let sim = start_simulator(|c| c.rate = 50.0).await;
+    let app = spawn_app(
+        &sim.ws_url(),
+        &overrides(&url, &[("nats.buffer", "100"), ("nats.ack_timeout", "1s")]),
+    )
+    .await;
+    eventually("publishing", || async {
+        (app.metrics().await.get("upbit_sink_acked_total", &[]) >= 20.0).then_some(())
+    })
+    .await;
+    nats.stop();
+    // Held down until the sink reports its buffer overflowing; meanwhile /metrics answers
+    // (every poll scrapes it) and the Upbit feed goes on.
+    let (at_drops, counted_at_drops) =
+        eventually("the sink drops what its buffer cannot hold", || async {
+            let m = app.metrics().await;
+            let dropped = m.get("upbit_sink_dropped_total", &[("reason", "buffer_full")]);
+            (m.get("upbit_sink_connected", &[]) == 0.0 && dropped > 0.0)
+                .then(|| (dropped, received_total(&m)))
+        })
+        .await;
+    eventually("the feed goes on while NATS is down", || async {
+        let m = app.metrics().await;
+        (received_total(&m) >= counted_at_drops + 50
+            && m.get("upbit_sink_dropped_total", &[("reason", "buffer_full")]) > at_drops)
+            .then_some(())
+    })
+    .await;
+    let (ready, _) = app.get_json("/readyz").await;
+    assert_eq!(ready, 200, "nats.required is off: ready without NATS");
+    let (_, status) = app.get_json("/api/v1/status").await;
+    assert_eq!(status["nats"]["state"], "connecting", "{status}");
+    assert_eq!(status["nats"]["buffered"], 100);
+    nats.run().await;
+    eventually("reconnected and the buffer sent", || async {
+        let m = app.metrics().await;
+        (m.get("upbit_sink_connected", &[]) == 1.0 && sink_idle(&m)).then_some(())
+    })
+    .await;
+    sim.inject(Fault::Mute { duration_ms: None });
+    let (messages, scrapes) = settled(&url, &[&app]).await;
+    let m = &scrapes[0];
+    let market = messages.iter().filter(|s| !s.is_link()).count() as u64;
+    let dropped = m.get("upbit_sink_dropped_total", &[("reason", "buffer_full")]) as u64;
+    assert!(dropped > 0);
+    assert_eq!(
+        market + dropped,
+        received_total(m),
+        "every counted message is stored once or counted as dropped"
+    );
+    assert_eq!(
+        m.get("upbit_sink_dropped_total", &[("reason", "rejected")]),
+        0.0
+    );
+    // The buffer's messages arrived after the restart: trades received while NATS was down
+    // are in the stream, after a gap of dropped ones.
+    let mut gaps = 0;
+    for code in ["KRW-BTC", "KRW-ETH"] {
+        let subject = format!("upbit.trade.{code}");
+        let ids: Vec<u64> = messages
+            .iter()
+            .filter(|s| s.subject == subject)
+            .filter_map(|s| s.json["data"]["sequential_id"].as_u64())
+            .collect();
+        let mut sorted = ids.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), ids.len(), "{subject}: no trade stored twice");
+        gaps += m.get(
+            "upbit_received_messages_total",
+            &[("type", "trade"), ("code", code)],
+        ) as u64
+            - ids.len() as u64;
+    }
+    assert!(gaps > 0, "some trades were dropped during the outage");
+    app.shutdown().await;
+    sim.stop().await;
+}
