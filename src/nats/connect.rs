@@ -8,6 +8,7 @@ use std::time::Duration;
 use async_nats::{Client, ConnectOptions, Event};
 use tokio::sync::Notify;
 
+use super::status::SinkBoard;
 use crate::settings::{NatsSecret, NatsSettings};
 
 /// First delay between reconnection attempts; doubles up to `nats.reconnect_delay_max`.
@@ -20,8 +21,13 @@ pub fn reconnect_delay(attempts: usize, max: Duration) -> Duration {
 }
 
 /// Starts connecting; returns at once (the first connection is retried in the background like
-/// every later one). `changed` is woken on every connection event.
-pub async fn connect(settings: &NatsSettings, changed: Arc<Notify>) -> Result<Client, String> {
+/// every later one). `changed` is woken on every connection event; errors the server or the
+/// client report go to the board's `last_error`.
+pub async fn connect(
+    settings: &NatsSettings,
+    changed: Arc<Notify>,
+    board: SinkBoard,
+) -> Result<Client, String> {
     let mut options = match &settings.credentials_file {
         Some(path) => ConnectOptions::with_credentials_file(path.clone())
             .await
@@ -55,13 +61,19 @@ pub async fn connect(settings: &NatsSettings, changed: Arc<Notify>) -> Result<Cl
         .max_reconnects(None)
         .reconnect_delay_callback(move |attempts| reconnect_delay(attempts, max))
         .event_callback(move |event| {
-            let changed = changed.clone();
+            let (changed, board) = (changed.clone(), board.clone());
             async move {
                 match &event {
                     Event::Connected => log::info!("nats: connected"),
                     Event::Disconnected => log::warn!("nats: disconnected; reconnecting"),
-                    Event::ServerError(e) => log::warn!("nats: server error: {e}"),
-                    Event::ClientError(e) => log::warn!("nats: client error: {e}"),
+                    Event::ServerError(e) => {
+                        log::warn!("nats: server error: {e}");
+                        board.error(format!("server error: {e}"));
+                    }
+                    Event::ClientError(e) => {
+                        log::warn!("nats: client error: {e}");
+                        board.error(format!("client error: {e}"));
+                    }
                     other => log::info!("nats: {other}"),
                 }
                 changed.notify_one();

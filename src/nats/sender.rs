@@ -85,7 +85,7 @@ impl Sender {
     pub async fn run(mut self) {
         let changed = Arc::new(Notify::new());
         let client = loop {
-            match connect::connect(&self.settings, changed.clone()).await {
+            match connect::connect(&self.settings, changed.clone(), self.board.clone()).await {
                 Ok(client) => break client,
                 Err(e) => {
                     log::error!("nats: {e}");

@@ -36,6 +36,12 @@ impl NatsServer {
 
     /// Starts the server (again) on its port and store, and waits until JetStream answers.
     async fn run(&mut self) {
+        self.run_with(&[]).await
+    }
+
+    /// `run` with more arguments (`--auth TOKEN`); waits until the port accepts connections
+    /// and, without auth, until JetStream answers.
+    async fn run_with(&mut self, extra: &[&str]) {
         let child = Command::new(nats_server_binary())
             .args([
                 "-js",
@@ -46,12 +52,21 @@ impl NatsServer {
                 "-sd",
             ])
             .arg(&self.dir)
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("nats-server runs (scripts/test installs Debian's nats-server)");
         self.child = Some(child);
         let url = self.url();
+        if !extra.is_empty() {
+            let addr = format!("127.0.0.1:{}", self.port);
+            eventually("nats-server listens", || async {
+                std::net::TcpStream::connect(&addr).ok().map(|_| ())
+            })
+            .await;
+            return;
+        }
         eventually("nats-server answers with JetStream", || async {
             // The account info request, read raw: async-nats's typed answer expects a newer server.
             let client = async_nats::connect(&url).await.ok()?;
@@ -431,4 +446,138 @@ async fn nats_down_then_back_delivers_the_buffer_and_counts_the_rest_while_the_f
     assert!(gaps > 0, "some trades were dropped during the outage");
     app.shutdown().await;
     sim.stop().await;
+}
+
+#[actix_rt::test]
+#[ignore = "needs nats-server; scripts/test installs it and runs these"]
+async fn nats_required_holds_readiness_until_the_sink_connects_and_the_feed_never_waits() {
+    let port = free_port();
+    let url = format!("nats://127.0.0.1:{port}");
+    let sim = start_simulator(|c| c.rate = 20.0).await;
+    let app = spawn_app(
+        &sim.ws_url(),
+        &overrides(&url, &[("nats.required", "true"), ("nats.buffer", "10")]),
+    )
+    .await;
+    let reason = eventually(
+        "not ready while NATS is absent, the feed flowing",
+        || async {
+            let (status, body) = app.get_json("/readyz").await;
+            let m = app.metrics().await;
+            (status == 503 && received_total(&m) >= 40).then(|| body["reason"].to_string())
+        },
+    )
+    .await;
+    assert!(
+        reason.contains("nats sink (required) not connected: connecting"),
+        "{reason}"
+    );
+    assert!(
+        app.metrics()
+            .await
+            .get("upbit_sink_dropped_total", &[("reason", "buffer_full")])
+            > 0.0
+    );
+    // The server comes up on the configured port: the sink connects, the service is ready.
+    let mut nats = NatsServer {
+        child: None,
+        port,
+        dir: std::env::temp_dir().join(format!("upbit-nats-it-{}-{port}", std::process::id())),
+    };
+    nats.run().await;
+    eventually("ready once the sink publishes", || async {
+        let (status, _) = app.get_json("/readyz").await;
+        (status == 200 && app.metrics().await.get("upbit_sink_connected", &[]) == 1.0).then_some(())
+    })
+    .await;
+    app.shutdown().await;
+    sim.stop().await;
+}
+
+#[actix_rt::test]
+#[ignore = "needs nats-server; scripts/test installs it and runs these"]
+async fn nats_an_existing_stream_with_another_configuration_is_named_and_left_alone() {
+    let nats = NatsServer::start().await;
+    let url = nats.url();
+    let js = jetstream::new(async_nats::connect(&url).await.expect("connect"));
+    js.create_stream(jetstream::stream::Config {
+        name: "UPBIT".into(),
+        subjects: vec!["elsewhere.>".into()],
+        duplicate_window: std::time::Duration::from_secs(30),
+        ..Default::default()
+    })
+    .await
+    .expect("a stream made by someone else");
+    let sim = start_simulator(|c| c.rate = 20.0).await;
+    let app = spawn_app(&sim.ws_url(), &overrides(&url, &[])).await;
+    let status = eventually("the sink reports the stream's differences", || async {
+        let (_, status) = app.get_json("/api/v1/status").await;
+        (status["nats"]["state"] == "stream_error").then_some(status)
+    })
+    .await;
+    let error = status["nats"]["last_error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    for part in [
+        "stream UPBIT exists with another configuration",
+        "subjects",
+        "duplicate_window 30s (want 2m)",
+    ] {
+        assert!(error.contains(part), "{part}: {error}");
+    }
+    let m = app.metrics().await;
+    assert_eq!(m.get("upbit_sink_connected", &[]), 0.0);
+    assert_eq!(
+        m.get("upbit_sink_published_total", &[]),
+        0.0,
+        "nothing written to it"
+    );
+    let mut stream = js.get_stream("UPBIT").await.expect("still there");
+    let info = stream.info().await.expect("info");
+    assert_eq!(info.config.subjects, ["elsewhere.>"], "left as it was");
+    assert_eq!(info.state.messages, 0);
+    app.shutdown().await;
+    sim.stop().await;
+}
+
+#[actix_rt::test]
+#[ignore = "needs nats-server; scripts/test installs it and runs these"]
+async fn nats_a_token_from_its_file_authenticates_and_is_never_shown() {
+    const TOKEN: &str = "s3cret-nats-token-0123";
+    let port = free_port();
+    let dir = std::env::temp_dir().join(format!("upbit-nats-it-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let token_file = dir.join("token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    let mut nats = NatsServer {
+        child: None,
+        port,
+        dir: dir.join("store"),
+    };
+    nats.run_with(&["--auth", TOKEN]).await;
+    let url = nats.url();
+    let sim = start_simulator(|c| c.rate = 20.0).await;
+    let file = token_file.to_str().unwrap();
+    let app = spawn_app(
+        &sim.ws_url(),
+        &overrides(&url, &[("nats.token_file", file)]),
+    )
+    .await;
+    eventually("publishing with the token", || async {
+        (app.metrics().await.get("upbit_sink_acked_total", &[]) >= 10.0).then_some(())
+    })
+    .await;
+    let (_, status) = app.get_json("/api/v1/status").await;
+    assert!(!status.to_string().contains(TOKEN));
+    let wrong = spawn_app(&sim.ws_url(), &overrides(&url, &[])).await;
+    let (_, status) = wrong.get_json("/api/v1/status").await;
+    assert_ne!(
+        status["nats"]["state"], "connected",
+        "no token, no connection"
+    );
+    app.shutdown().await;
+    wrong.shutdown().await;
+    sim.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
 }
