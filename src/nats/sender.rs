@@ -144,9 +144,18 @@ impl Sender {
             let wait_check = connected && !stream_ready;
             tokio::select! {
                 _ = self.buffer.ready.notified(), if can_send => {
-                    for event in self.buffer.take(room) {
-                        if let Some(acked) = self.send(&js, event).await {
-                            in_flight.push(acked);
+                    let mut batch = self.buffer.take(room).into_iter();
+                    while let Some(event) = batch.next() {
+                        match self.send(&js, event).await {
+                            Ok(acked) => in_flight.push(acked),
+                            Err(event) => {
+                                // The client would not take it (lost connection, full
+                                // queue): it and the rest wait in the buffer, in order.
+                                self.metrics.retried.inc();
+                                let rest = std::iter::once(event).chain(batch.by_ref());
+                                self.buffer.put_back(rest.collect());
+                                break;
+                            }
                         }
                     }
                 }
@@ -182,8 +191,8 @@ impl Sender {
         log::info!("nats: stopped dropped={left}");
     }
 
-    /// Sends one message; `None` when it could not even be handed to the client (put back).
-    async fn send(&mut self, js: &Context, event: Event) -> Option<Acked> {
+    /// Sends one message; gives it back when it could not even be handed to the client.
+    async fn send(&mut self, js: &Context, event: Event) -> Result<Acked, Event> {
         let subject = self.subject(&event);
         let mut publish = PublishMessage::build().payload(event.encoded.json.as_bytes().clone());
         if let Some(id) = &event.id {
@@ -193,13 +202,11 @@ impl Sender {
             Ok(ack) => {
                 self.metrics.published.inc();
                 let ack = ack.into_future();
-                Some(Box::pin(async move { (event, ack.await) }))
+                Ok(Box::pin(async move { (event, ack.await) }))
             }
             Err(e) => {
                 self.warn(format!("cannot publish: {e}"));
-                self.metrics.retried.inc();
-                self.buffer.put_back(vec![event]);
-                None
+                Err(event)
             }
         }
     }
