@@ -586,3 +586,53 @@ async fn nats_a_token_from_its_file_authenticates_and_is_never_shown() {
     sim.stop().await;
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[actix_rt::test]
+#[ignore = "needs nats-server; scripts/test installs it and runs these"]
+async fn nats_over_tls_trusts_the_configured_ca_and_refuses_an_unknown_one() {
+    let tls = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/nats-tls");
+    let (cert, key, ca) = (
+        tls.join("server.pem"),
+        tls.join("server.key"),
+        tls.join("ca.pem"),
+    );
+    let port = free_port();
+    let mut nats = NatsServer {
+        child: None,
+        port,
+        dir: std::env::temp_dir().join(format!("upbit-nats-it-{}-{port}", std::process::id())),
+    };
+    let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    nats.run_with(&["--tls", "--tlscert", cert, "--tlskey", key])
+        .await;
+    let url = format!("tls://127.0.0.1:{port}");
+    let sim = start_simulator(|c| c.rate = 20.0).await;
+    let ca = ca.to_str().unwrap();
+    let app = spawn_app(&sim.ws_url(), &overrides(&url, &[("nats.tls_ca_file", ca)])).await;
+    eventually("publishing over TLS", || async {
+        (app.metrics().await.get("upbit_sink_acked_total", &[]) >= 10.0).then_some(())
+    })
+    .await;
+    // Without the test CA the server's certificate is not trusted: no connection.
+    let untrusting = spawn_app(&sim.ws_url(), &overrides(&url, &[])).await;
+    let status = eventually("the unknown certificate is refused", || async {
+        let (_, status) = untrusting.get_json("/api/v1/status").await;
+        let error = status["nats"]["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        (!error.is_empty()).then_some(status)
+    })
+    .await;
+    assert_eq!(status["nats"]["state"], "connecting", "{status}");
+    assert_eq!(
+        untrusting
+            .metrics()
+            .await
+            .get("upbit_sink_acked_total", &[]),
+        0.0
+    );
+    app.shutdown().await;
+    untrusting.shutdown().await;
+    sim.stop().await;
+}
