@@ -11,7 +11,8 @@ use serde::de::DeserializeOwned;
 use super::validate::UpbitSection;
 use super::{
     ConnectionSettings, ControlSettings, DiscoverySettings, HttpSettings, MetricsSettings,
-    PipelineSettings, SettingsError, Sources, StreamSettings, DEFAULT_TOML, ENV_PREFIX,
+    PipelineSettings, SettingsError, ShardSection, Sources, StreamSettings, DEFAULT_TOML,
+    ENV_PREFIX,
 };
 
 /// The sections as serde read them; `None` where a key was refused (and listed).
@@ -24,12 +25,13 @@ pub(super) struct Sections {
     pub discovery: Option<DiscoverySettings>,
     pub stream: Option<StreamSettings>,
     pub metrics: Option<MetricsSettings>,
+    pub shard: Option<ShardSection>,
 }
 
 type Builder = ConfigBuilder<DefaultState>;
 
 /// Every section name, in the order of config/default.toml.
-const SECTIONS: [&str; 8] = [
+const SECTIONS: [&str; 9] = [
     "upbit",
     "connection",
     "pipeline",
@@ -38,6 +40,7 @@ const SECTIONS: [&str; 8] = [
     "discovery",
     "stream",
     "metrics",
+    "shard",
 ];
 
 impl Sections {
@@ -75,6 +78,7 @@ impl Sections {
             discovery: read.section("discovery"),
             stream: read.section("stream"),
             metrics: read.section("metrics"),
+            shard: read.section("shard"),
         })
     }
 }

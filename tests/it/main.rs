@@ -13,6 +13,7 @@ mod hostile;
 mod hostile_clients;
 mod layers;
 mod service;
+mod shard;
 mod sigterm;
 mod simulator;
 mod stream;
