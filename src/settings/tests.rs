@@ -550,3 +550,15 @@ fn control_max_codes_bounds_the_shards_part_of_the_explicit_codes() {
         ["upbit.codes: 3 of them fall to shard 2 of 3; they exceed control.max_codes (2)"]
     );
 }
+
+#[test]
+fn an_empty_shard_index_is_refused_not_taken_for_zero() {
+    // A StatefulSet pod on Kubernetes before 1.28 has no pod-index label: the downward API then
+    // sets the variable to "", which must stop the start rather than make every pod shard 0.
+    let env = vec![
+        ("UPBIT_EXPORTER__SHARD__INDEX".to_owned(), String::new()),
+        ("UPBIT_EXPORTER__SHARD__COUNT".to_owned(), "3".to_owned()),
+    ];
+    let err = Settings::load(Sources { file: None, env }).unwrap_err();
+    assert_eq!(err.problems, ["shard.index: string \"\" is not an integer"]);
+}

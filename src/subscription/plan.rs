@@ -355,6 +355,10 @@ mod tests {
             list.len()
         );
         assert_eq!(moved, 231, "the measured count the README states (of 708)");
+        let held: Vec<usize> = (0..3)
+            .map(|index| list.iter().filter(|c| Shard::owner(c, 3) == index).count())
+            .collect();
+        assert_eq!(held, [240, 237, 231], "the README's counts per shard of 3");
         // Shrinking back moves the same codes home.
         for code in &list {
             if Shard::owner(code, 3) != 2 {
