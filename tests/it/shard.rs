@@ -130,3 +130,72 @@ async fn an_unsharded_service_is_shard_zero_of_one_and_takes_everything() {
     assert_eq!(m.get("upbit_shard_codes", &[("owner", "others")]), 0.0);
     app.shutdown().await;
 }
+
+#[actix_web::test]
+async fn control_max_codes_bounds_each_shards_part_of_a_change_not_the_whole() {
+    const TOKEN: &str = "shard-token-0123456789";
+    let sim = start_simulator(|c| c.rate = 0.0).await;
+    // Among 3 shards (fixed by the hash's unit test): shard 0 takes KRW-ETH and USDT-BTC,
+    // shard 2 takes KRW-BTC, KRW-XRP and KRW-SOL, shard 1 takes BTC-ETH.
+    let six = serde_json::json!({"ticker": ["KRW-BTC", "KRW-ETH", "KRW-XRP", "BTC-ETH", "USDT-BTC", "KRW-SOL"]});
+    let shard = |index: &'static str| {
+        [
+            ("upbit.codes", "KRW-ETH"),
+            ("control.max_codes", "2"),
+            ("control.token", TOKEN),
+            ("shard.count", "3"),
+            ("shard.index", index),
+        ]
+    };
+    let zero = spawn_app(&sim.ws_url(), &shard("0")).await;
+    let two = spawn_app(&sim.ws_url(), &shard("2")).await;
+
+    // Six codes, over max_codes as a whole, but shard 0's part is two: accepted.
+    let (code, view) = zero
+        .send(
+            "PUT",
+            "/api/v1/subscriptions",
+            Some(TOKEN),
+            Some(six.clone()),
+        )
+        .await;
+    assert_eq!(code, 200, "{view}");
+    let (_, status) = zero.get_json("/api/v1/status").await;
+    assert_eq!(
+        status["shard"],
+        serde_json::json!({"index": 0, "count": 3, "codes": 2, "codes_elsewhere": 4})
+    );
+    assert_eq!(
+        resolved_tickers(&status),
+        BTreeSet::from(["KRW-ETH".to_owned(), "USDT-BTC".to_owned()])
+    );
+    let wanted = BTreeSet::from(["KRW-ETH".to_owned(), "USDT-BTC".to_owned()]);
+    eventually("shard 0 asks the simulator for its two codes", || async {
+        let latest = latest_per_connection(&sim);
+        when(
+            latest
+                .values()
+                .any(|types| types.get("ticker") == Some(&wanted)),
+        )
+    })
+    .await;
+
+    // Shard 2's part of the same six is three: refused, and nothing changes.
+    let (code, body) = two
+        .send("PUT", "/api/v1/subscriptions", Some(TOKEN), Some(six))
+        .await;
+    assert_eq!(code, 422, "{body}");
+    assert_eq!(body["error"]["code"], "too_many_codes");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("3 distinct codes on this replica"),
+        "{message}"
+    );
+    let (_, status) = two.get_json("/api/v1/status").await;
+    assert_eq!(
+        status["subscription"]["desired"]["ticker"],
+        serde_json::json!(["KRW-ETH"])
+    );
+    zero.shutdown().await;
+    two.shutdown().await;
+}
