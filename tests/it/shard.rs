@@ -199,3 +199,33 @@ async fn control_max_codes_bounds_each_shards_part_of_a_change_not_the_whole() {
     zero.shutdown().await;
     two.shutdown().await;
 }
+
+#[actix_web::test]
+async fn a_shard_that_takes_no_code_idles_and_is_ready() {
+    let sim = start_simulator(|c| c.rate = 0.0).await;
+    // KRW-BTC falls to shard 2 of 3: shard 0 takes nothing.
+    let app = spawn_app(
+        &sim.ws_url(),
+        &[
+            ("upbit.codes", "KRW-BTC"),
+            ("shard.count", "3"),
+            ("shard.index", "0"),
+        ],
+    )
+    .await;
+    let (_, status) = app.get_json("/api/v1/status").await;
+    assert_eq!(
+        status["shard"],
+        serde_json::json!({"index": 0, "count": 3, "codes": 0, "codes_elsewhere": 1})
+    );
+    eventually("an idle shard is ready", || async {
+        let (code, _) = app.get_json("/readyz").await;
+        when(code == 200)
+    })
+    .await;
+    assert!(
+        ticker_codes(&latest_per_connection(&sim)).is_empty(),
+        "nothing asked of Upbit"
+    );
+    app.shutdown().await;
+}
