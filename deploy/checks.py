@@ -3,6 +3,11 @@
 
     checks.py kustomization           every listed resource exists, every manifest is listed
     checks.py coherence               selectors, ports, names and mounts agree across manifests
+    checks.py overlay NAME FILE BIN   a rendered overlay (kubectl kustomize overlays/NAME > FILE):
+                                      the same coherence, what NAME promises (ha: 2 replicas on
+                                      2 nodes, PDB, NATS; sharded: StatefulSet, shard index and
+                                      count, headless Service, a state volume per pod), and
+                                      `BIN check-config` with each pod's environment
     checks.py crds                    ServiceMonitor and PrometheusRule (no schema offline)
     checks.py dashboard [RULES_OUT]   the Grafana dashboard; RULES_OUT gets its queries as
                                       recording rules, for `promtool check rules` to parse
@@ -29,7 +34,8 @@ import yaml
 
 DEPLOY = Path(__file__).resolve().parent
 ROOT = DEPLOY.parent
-K8S = DEPLOY / "kubernetes"
+K8S = DEPLOY / "kubernetes" / "base"
+OVERLAYS = DEPLOY / "kubernetes" / "overlays"
 RULES = DEPLOY / "prometheus" / "rules.yml"
 DASHBOARD = DEPLOY / "grafana" / "upbit-exporter.json"
 COMPOSE = DEPLOY / "compose" / "compose.yaml"
@@ -55,9 +61,19 @@ def finish(name, problems, summary):
     return 0
 
 
+# A rendered overlay's objects, when an overlay is checked; None: the base's files.
+RENDERED = None
+
+
 def manifests():
-    """(path, document) for every Kubernetes object in deploy/kubernetes."""
+    """(path, document) for every Kubernetes object in deploy/kubernetes/base, or in the
+    rendered overlay being checked (with the base's *.example.yaml, which no render holds)."""
     out = []
+    if RENDERED is not None:
+        out = [(Path("rendered"), doc) for doc in RENDERED]
+        for path in sorted(K8S.glob("*.example.yaml")):
+            out += [(path, doc) for doc in yaml.safe_load_all(path.read_text()) if doc]
+        return out
     for path in sorted(K8S.glob("*.yaml")):
         if path.name == "kustomization.yaml":
             continue
@@ -74,7 +90,7 @@ def by_kind(kind):
 def one(kind):
     docs = by_kind(kind)
     if len(docs) != 1:
-        raise SystemExit(f"expected exactly one {kind} in deploy/kubernetes, found {len(docs)}")
+        raise SystemExit(f"expected exactly one {kind} in {'the rendered overlay' if RENDERED is not None else 'deploy/kubernetes/base'}, found {len(docs)}")
     return docs[0]
 
 
@@ -104,16 +120,18 @@ def matches(selector, labels):
     return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
 
 
-def cmd_coherence(_args):
+def cmd_coherence(_args, workload="Deployment", replicas=1, extra_egress=frozenset()):
+    """The base as it is; an overlay with its workload kind, replica count and added egress."""
     p = Problems()
-    dep, svc, sa = one("Deployment"), one("Service"), one("ServiceAccount")
+    dep, svc, sa = one(workload), one("Service"), one("ServiceAccount")
     pdb, netpol = one("PodDisruptionBudget"), one("NetworkPolicy")
     configmaps = {c["metadata"]["name"]: c for c in by_kind("ConfigMap")}
     secrets = {s["metadata"]["name"]: s for s in by_kind("Secret")}
     spec = dep["spec"]
     pod = spec["template"]["spec"]
     pod_labels = spec["template"]["metadata"]["labels"]
-    p.check(spec.get("replicas") == 1, "Deployment: replicas must be 1 (one Upbit connection per pod)")
+    if replicas is not None:  # None: the overlay's own check decides (shards: = shard.count)
+        p.check(spec.get("replicas") == replicas, f"{workload}: replicas must be {replicas} (got {spec.get('replicas')})")
     p.check(matches(spec["selector"]["matchLabels"], pod_labels), "Deployment: selector does not match the pod labels")
     p.check(matches(svc["spec"]["selector"], pod_labels), "Service: selector does not match the pod labels")
     p.check(matches(pdb["spec"]["selector"]["matchLabels"], pod_labels), "PodDisruptionBudget: selector does not match the pod")
@@ -171,8 +189,10 @@ def cmd_coherence(_args):
     if state and state.group(1):
         state_dir = os.path.dirname(state.group(1))
         mount = mounts.get(state_dir)
-        p.check(mount is not None and not mount.get("readOnly") and "emptyDir" in volumes.get(mount["name"], {}),
-                f"state_file {state.group(1)}: {state_dir} is not a writable emptyDir mount")
+        claims = {t["metadata"]["name"] for t in spec.get("volumeClaimTemplates", [])}
+        p.check(mount is not None and not mount.get("readOnly")
+                and ("emptyDir" in volumes.get(mount["name"], {}) or mount["name"] in claims),
+                f"state_file {state.group(1)}: {state_dir} is not a writable emptyDir or per-pod volume mount")
     # The token Secret reference is optional and names the example Secret's key.
     for env in c.get("env", []):
         ref = env.get("valueFrom", {}).get("secretKeyRef")
@@ -187,10 +207,129 @@ def cmd_coherence(_args):
     egress_ports = {(q.get("protocol", "TCP"), q.get("port")) for r in netpol["spec"].get("egress", []) for q in r.get("ports", [])}
     p.check(set(netpol["spec"].get("policyTypes", [])) == {"Ingress", "Egress"}, "NetworkPolicy: policyTypes must be Ingress and Egress")
     p.check(ingress_ports == {("TCP", HTTP_PORT)}, f"NetworkPolicy: ingress ports {sorted(ingress_ports)} != TCP {HTTP_PORT}")
-    p.check(egress_ports == {("UDP", 53), ("TCP", 53), ("TCP", 443)}, f"NetworkPolicy: egress ports {sorted(egress_ports)}")
+    p.check(egress_ports == {("UDP", 53), ("TCP", 53), ("TCP", 443)} | set(extra_egress), f"NetworkPolicy: egress ports {sorted(egress_ports)}")
     p.check(all(r.get("ports") for r in netpol["spec"].get("egress", []) + netpol["spec"].get("ingress", [])),
             "NetworkPolicy: a rule without ports allows every port")
     return finish("coherence", p, "selectors, ports, probes, security context, config mount, token Secret and NetworkPolicy agree")
+
+
+# --- overlays -----------------------------------------------------------------------------------
+
+NATS_PORT = 4222
+POD_INDEX = "metadata.labels['apps.kubernetes.io/pod-index']"
+
+
+def container_env(container):
+    return {e["name"]: e for e in container.get("env", [])}
+
+
+def check_nats(p, env):
+    url = env.get("UPBIT_EXPORTER__NATS__URL", {}).get("value", "")
+    p.check(url.startswith("nats://"), f"env UPBIT_EXPORTER__NATS__URL must be a nats:// URL (got {url!r})")
+    p.check(env.get("UPBIT_EXPORTER__NATS__REQUIRED", {}).get("value") == "true",
+            "env UPBIT_EXPORTER__NATS__REQUIRED must be \"true\" (readiness follows NATS)")
+
+
+def check_ha(p, docs):
+    dep = one("Deployment")
+    spec, pod = dep["spec"], dep["spec"]["template"]["spec"]
+    labels = spec["template"]["metadata"]["labels"]
+    terms = pod.get("affinity", {}).get("podAntiAffinity", {}).get("requiredDuringSchedulingIgnoredDuringExecution", [])
+    p.check(any(t.get("topologyKey") == "kubernetes.io/hostname" and matches(t.get("labelSelector", {}).get("matchLabels"), labels)
+                for t in terms), "Deployment: no required pod anti-affinity by kubernetes.io/hostname selecting its own pods")
+    rolling = spec.get("strategy", {}).get("rollingUpdate", {})
+    p.check(rolling.get("maxSurge") == 0 and rolling.get("maxUnavailable") == 1,
+            "Deployment: with required anti-affinity the rollout must be maxSurge 0, maxUnavailable 1")
+    pdb = one("PodDisruptionBudget")["spec"]
+    p.check(pdb.get("minAvailable") == 1 and "maxUnavailable" not in pdb, f"PodDisruptionBudget: must be minAvailable 1 alone (got {pdb})")
+    check_nats(p, container_env(pod["containers"][0]))
+    return 2
+
+
+def check_sharded(p, docs):
+    base = next(d for d in yaml.safe_load_all((K8S / "deployment.yaml").read_text()) if d)
+    p.check(not by_kind("Deployment"), "a Deployment is left beside the StatefulSet")
+    sts = one("StatefulSet")
+    spec, pod = sts["spec"], sts["spec"]["template"]["spec"]
+    env = container_env(pod["containers"][0])
+    count = env.get("UPBIT_EXPORTER__SHARD__COUNT", {}).get("value")
+    p.check(count is not None and count == str(spec.get("replicas")) and spec.get("replicas", 0) >= 2,
+            f"StatefulSet: replicas {spec.get('replicas')} != UPBIT_EXPORTER__SHARD__COUNT {count!r}: change both together")
+    ref = env.get("UPBIT_EXPORTER__SHARD__INDEX", {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+    p.check(ref == POD_INDEX, f"env UPBIT_EXPORTER__SHARD__INDEX must come from {POD_INDEX} (got {ref!r})")
+    svc = one("Service")
+    p.check(spec.get("serviceName") == svc["metadata"]["name"] and svc["spec"].get("clusterIP") == "None",
+            "StatefulSet: serviceName must be the headless (clusterIP None) Service")
+    p.check(spec.get("podManagementPolicy") == "Parallel", "StatefulSet: shards are independent: podManagementPolicy Parallel")
+    p.check(any(t["metadata"]["name"] == "state" for t in spec.get("volumeClaimTemplates", [])),
+            "StatefulSet: no volumeClaimTemplate named state (the state file per pod)")
+    p.check(one("PodDisruptionBudget")["spec"].get("maxUnavailable") == 1, "PodDisruptionBudget: at most one shard out at a time")
+    # The pod template is the base Deployment's, plus the shard and NATS variables and less the
+    # state emptyDir (the per-pod volume replaces it): nothing else may drift.
+    ours, theirs = json.loads(json.dumps(spec["template"])), json.loads(json.dumps(base["spec"]["template"]))
+    added = {"UPBIT_EXPORTER__SHARD__INDEX", "UPBIT_EXPORTER__SHARD__COUNT", "UPBIT_EXPORTER__NATS__URL", "UPBIT_EXPORTER__NATS__REQUIRED"}
+    ours["spec"]["containers"][0]["env"] = [e for e in ours["spec"]["containers"][0].get("env", []) if e["name"] not in added]
+    ours["metadata"]["labels"].pop("app.kubernetes.io/part-of", None)
+    theirs["spec"]["volumes"] = [v for v in theirs["spec"]["volumes"] if v["name"] != "state"]
+    p.check(ours == theirs, "StatefulSet: the pod template differs from base/deployment.yaml's beyond the shard and NATS "
+                            "variables and the state volume: copy the change over")
+    check_nats(p, env)
+    return int(count) if count and count.isdigit() else 0
+
+
+def check_overlay_config(p, binary, replicas):
+    """`BIN check-config` on the ConfigMap's config.toml with each pod's literal environment (the
+    pod index of each ordinal filled in)."""
+    workload = (by_kind("StatefulSet") or by_kind("Deployment"))[0]
+    env_spec = workload["spec"]["template"]["spec"]["containers"][0].get("env", [])
+    cm = next(c for c in by_kind("ConfigMap") if c["metadata"]["name"] == "upbit-exporter")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("UPBIT_EXPORTER__")}
+    pending = []
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "config.toml"
+        text = cm["data"]["config.toml"]
+        config.write_text(re.sub(r'^state_file\s*=.*$', f'state_file = "{tmp}/subscription.json"', text, flags=re.M))
+        for ordinal in range(replicas):
+            env = dict(clean)
+            for e in env_spec:
+                if "value" in e:
+                    env[e["name"]] = e["value"]
+                elif e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == POD_INDEX:
+                    env[e["name"]] = str(ordinal)
+            run = subprocess.run([binary, "check-config", "--config", str(config)], env=env, capture_output=True, text=True, timeout=30)
+            problems = [line.strip()[2:] for line in run.stderr.splitlines() if line.strip().startswith("- ")]
+            # Until the NATS sink is in the binary, its section is the one thing it cannot read.
+            if run.returncode != 0 and problems and all(x.startswith("nats: unknown section") for x in problems):
+                pending.append(ordinal)
+                run = subprocess.run([binary, "check-config", "--config", str(config)], capture_output=True, text=True, timeout=30,
+                                     env={k: v for k, v in env.items() if not k.startswith("UPBIT_EXPORTER__NATS__")})
+            p.check(run.returncode == 0, f"pod {ordinal}: check-config exited {run.returncode}: {run.stderr.strip() or run.stdout.strip()}")
+    if pending:
+        print(f"NOTE {shlex.quote(binary)} has no [nats] section (the NATS sink is not in this build): the overlay's "
+              f"UPBIT_EXPORTER__NATS__* were left out of check-config for pods {pending}; everything else was checked")
+
+
+def cmd_overlay(args):
+    global RENDERED
+    if len(args) != 3 or args[0] not in ("ha", "sharded"):
+        raise SystemExit("usage: checks.py overlay ha|sharded RENDERED_FILE BIN")
+    name, rendered, binary = args
+    RENDERED = [d for d in yaml.safe_load_all(Path(rendered).read_text()) if d]
+    workload = "StatefulSet" if name == "sharded" else "Deployment"
+    want = None if name == "sharded" else 2
+    if cmd_coherence([], workload=workload, replicas=want, extra_egress={("TCP", NATS_PORT)}) != 0:
+        return 1
+    p = Problems()
+    replicas = (check_sharded if name == "sharded" else check_ha)(p, RENDERED)
+    for kind in ("ServiceMonitor", "PrometheusRule"):
+        p.check(len(by_kind(kind)) == 1, f"the overlay lost the base's {kind}")
+    if not p:
+        check_overlay_config(p, binary, replicas)
+    promise = ("2 replicas, required anti-affinity by hostname, maxSurge 0, PDB minAvailable 1, NATS required"
+               if name == "ha" else
+               f"StatefulSet of {replicas} = shard.count, index from the pod-index label, headless Service, state volume "
+               "per pod, pod template as the base's, NATS required")
+    return finish(f"overlay {name}", p, f"{promise}; check-config accepts every pod's configuration")
 
 
 # --- CRDs ---------------------------------------------------------------------------------------
@@ -260,6 +399,10 @@ def concrete(expr):
             .replace("${code}", ".*").replace("$code", ".*"))
 
 
+MARKET_METRIC = re.compile(r"\bupbit_(received_messages_total|trade_|orderbook_|candle_|last_message_timestamp|market_(?!list_))")
+OUTER_AGGREGATION = re.compile(r"^\s*\(?\s*(?:2\s*\*\s*\(\s*)?(?:time\(\)\s*-\s*)?(sum|max|min|avg|count)\b(?:\s+by\s*\(([^)]*)\))?")
+
+
 def cmd_dashboard(args):
     p = Problems()
     try:
@@ -299,12 +442,24 @@ def cmd_dashboard(args):
     for wanted in ("messages per market", "received bytes", "connections", "trade price", "spread", "exchange delay",
                    "staleness", "decode errors", "dropped", "pipeline latency", "connected"):
         p.check(wanted in titles, f"no panel titled like {wanted!r}")
+    # Two replicas of a pair report the same market: a per-market query takes one of them (max by
+    # code) or adds after such a max, never shows or sums each replica's copy (a heuristic on the
+    # query's outer aggregation, enough to catch a bare selector or a plain sum by code).
+    for title, ref, expr in dashboard_queries(dash):
+        if MARKET_METRIC.search(expr) and not title.startswith("variable"):
+            agg = OUTER_AGGREGATION.match(expr)
+            # A sum adds the replicas' copies unless it adds per-market maxima, or both sides of
+            # a ratio (VWAP: each copy doubles numerator and denominator alike).
+            summed = agg is not None and agg.group(1) in ("sum", "count") and "max by" not in expr and " / " not in expr
+            p.check(agg is not None and "instance" not in (agg.group(2) or "") and not summed,
+                    f"panel {title!r} {ref}: a per-market query must aggregate the instance away (e.g. max by (code)): {expr}")
     if args:
         # Every query as a recording rule, so `promtool check rules` parses each expression.
         rules = [{"record": f"dashboard:panel_{i}:query", "expr": concrete(expr)}
                  for i, (_, _, expr) in enumerate(dashboard_queries(dash)) if not expr.startswith("label_values(")]
         Path(args[0]).write_text(yaml.safe_dump({"groups": [{"name": "dashboard-queries", "rules": rules}]}, sort_keys=False))
-    return finish("dashboard", p, f"{len(panels)} panels (timeseries/stat), unique ids, every panel and query on ${{datasource}}, variables datasource and code")
+    return finish("dashboard", p, f"{len(panels)} panels (timeseries/stat), unique ids, every panel and query on ${{datasource}}, variables datasource and code, "
+                                  "per-market queries aggregate the instance away")
 
 
 # --- metrics against a real scrape --------------------------------------------------------------
@@ -540,6 +695,7 @@ def cmd_config(args):
 COMMANDS = {
     "kustomization": cmd_kustomization,
     "coherence": cmd_coherence,
+    "overlay": cmd_overlay,
     "crds": cmd_crds,
     "dashboard": cmd_dashboard,
     "metrics": cmd_metrics,

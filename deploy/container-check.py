@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Runs the built image the way deploy/kubernetes/deployment.yaml runs it, with podman.
+"""Runs the built image the way deploy/kubernetes/base/deployment.yaml runs it, with podman.
 
     deploy/container-check.py IMAGE SIMULATOR_HOST:PORT
 
@@ -31,7 +31,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-K8S = ROOT / "deploy" / "kubernetes"
+K8S = ROOT / "deploy" / "kubernetes" / "base"
 TOKEN = "container-check-token-0123456789"
 STOP_LIMIT_SECONDS = 2.0
 READY_LIMIT_SECONDS = 30.0

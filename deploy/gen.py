@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Generates the Kubernetes copies of the alert rules and the dashboard from their sources.
 
-    deploy/prometheus/rules.yml        -> deploy/kubernetes/prometheusrule.yaml
-    deploy/grafana/upbit-exporter.json -> deploy/kubernetes/grafana-dashboard-configmap.yaml
+    deploy/prometheus/rules.yml        -> deploy/kubernetes/base/prometheusrule.yaml
+    deploy/grafana/upbit-exporter.json -> deploy/kubernetes/base/grafana-dashboard-configmap.yaml
 
     python3 deploy/gen.py            write the generated files
     python3 deploy/gen.py --check    exit 1 (with a diff) when they are out of date
@@ -20,8 +20,8 @@ import yaml
 DEPLOY = Path(__file__).resolve().parent
 RULES = DEPLOY / "prometheus" / "rules.yml"
 DASHBOARD = DEPLOY / "grafana" / "upbit-exporter.json"
-PROMETHEUS_RULE = DEPLOY / "kubernetes" / "prometheusrule.yaml"
-DASHBOARD_CONFIGMAP = DEPLOY / "kubernetes" / "grafana-dashboard-configmap.yaml"
+PROMETHEUS_RULE = DEPLOY / "kubernetes" / "base" / "prometheusrule.yaml"
+DASHBOARD_CONFIGMAP = DEPLOY / "kubernetes" / "base" / "grafana-dashboard-configmap.yaml"
 
 LABELS = {
     "app.kubernetes.io/name": "upbit-exporter",

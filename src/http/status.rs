@@ -51,13 +51,27 @@ pub struct ConnectionEntry {
     pub codes: usize,
 }
 
+/// This replica's shard (`[shard]`): which part of the resolved subscription it takes.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ShardStatus {
+    /// 0 to `count - 1`.
+    pub index: usize,
+    /// Shards in the deployment; 1: unsharded, this replica takes every code.
+    pub count: usize,
+    /// Codes of the resolved subscription this shard takes (before `control.max_codes`).
+    pub codes: usize,
+    /// Codes of the resolved subscription left to the other shards.
+    pub codes_elsewhere: usize,
+}
+
 /// The subscription as set, as asked of Upbit, and as Upbit acknowledged it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SubscriptionState {
     pub revision: u64,
     #[schema(value_type = super::openapi::Subscription)]
     pub desired: SubscriptionDoc,
-    /// What Upbit is asked for: patterns such as `KRW-*` resolved against the market list.
+    /// What Upbit is asked for: patterns such as `KRW-*` resolved against the market list, cut
+    /// to this replica's shard, bounded by `control.max_codes`.
     #[schema(value_type = super::openapi::Subscription)]
     pub resolved: SubscriptionDoc,
     /// Upbit's LIST_SUBSCRIPTIONS answer to connection 0 (`type`, `codes`, `level` when Upbit
@@ -84,6 +98,8 @@ pub struct StatusBody {
     /// Every connection in use, by index.
     pub connections: Vec<ConnectionEntry>,
     pub subscription: SubscriptionState,
+    /// This replica's shard and its share of the subscription.
+    pub shard: ShardStatus,
     /// Seconds since the last message, per data type.
     pub last_message_age_seconds: BTreeMap<String, f64>,
     /// The NATS JetStream sink; `null` when `nats.url` is not set.
@@ -134,6 +150,12 @@ pub async fn status(_: Reader, state: web::Data<AppState>) -> Result<HttpRespons
             desired: to_doc(&view.subscription),
             resolved: to_doc(&view.resolved),
             acknowledged: connection.acknowledged.clone(),
+        },
+        shard: ShardStatus {
+            index: view.shard.shard.index,
+            count: view.shard.shard.count,
+            codes: view.shard.codes,
+            codes_elsewhere: view.shard.codes_elsewhere,
         },
         connection,
         connections,

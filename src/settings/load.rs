@@ -11,8 +11,8 @@ use serde::de::DeserializeOwned;
 use super::validate::UpbitSection;
 use super::{
     ConnectionSettings, ControlSettings, DiscoverySettings, HttpSettings, MetricsSettings,
-    NatsSettings, PipelineSettings, SettingsError, Sources, StreamSettings, DEFAULT_TOML,
-    ENV_PREFIX,
+    NatsSettings, PipelineSettings, SettingsError, ShardSection, Sources, StreamSettings,
+    DEFAULT_TOML, ENV_PREFIX,
 };
 
 /// The sections as serde read them; `None` where a key was refused (and listed).
@@ -25,13 +25,14 @@ pub(super) struct Sections {
     pub discovery: Option<DiscoverySettings>,
     pub stream: Option<StreamSettings>,
     pub metrics: Option<MetricsSettings>,
+    pub shard: Option<ShardSection>,
     pub nats: Option<NatsSettings>,
 }
 
 type Builder = ConfigBuilder<DefaultState>;
 
 /// Every section name, in the order of config/default.toml.
-const SECTIONS: [&str; 9] = [
+const SECTIONS: [&str; 10] = [
     "upbit",
     "connection",
     "pipeline",
@@ -40,6 +41,7 @@ const SECTIONS: [&str; 9] = [
     "discovery",
     "stream",
     "metrics",
+    "shard",
     "nats",
 ];
 
@@ -78,6 +80,7 @@ impl Sections {
             discovery: read.section("discovery"),
             stream: read.section("stream"),
             metrics: read.section("metrics"),
+            shard: read.section("shard"),
             nats: read.section("nats"),
         })
     }

@@ -20,6 +20,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::secret::Secret;
+use crate::subscription::Shard;
 use crate::upbit::request::OrderbookOptions;
 use crate::upbit::{DataType, Format, Subscription};
 
@@ -47,6 +48,18 @@ pub struct Settings {
     pub stream: StreamSettings,
     pub metrics: MetricsSettings,
     pub nats: NatsSettings,
+    /// `[shard]`: the part of the subscription this replica takes.
+    pub shard: Shard,
+}
+
+/// `[shard]` as written: shard `index` of `count`; checked against each other in `validate.rs`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ShardSection {
+    #[serde(deserialize_with = "fields::within::<_, 0, 999>")]
+    pub index: usize,
+    #[serde(deserialize_with = "fields::within::<_, 1, 1000>")]
+    pub count: usize,
 }
 
 /// `[metrics]`: which market-structure series are exported, so a large subscription stays

@@ -2,6 +2,7 @@
 //! every documented key.
 
 use super::*;
+use crate::subscription::Shard;
 
 #[test]
 fn defaults_are_the_documented_ones() {
@@ -485,4 +486,79 @@ fn an_empty_list_in_the_environment_is_the_empty_list() {
     assert!(s.metrics.depth_bands_bps.is_empty());
     let s = Settings::from_overrides([("metrics.candle_fields", " ")]).unwrap();
     assert!(s.metrics.candle_fields.is_empty());
+}
+
+#[test]
+fn shard_defaults_to_everything_and_comes_from_the_environment() {
+    assert_eq!(Settings::from_overrides([]).unwrap().shard, Shard::ALL);
+    let env = vec![
+        ("UPBIT_EXPORTER__SHARD__INDEX".to_owned(), "2".to_owned()),
+        ("UPBIT_EXPORTER__SHARD__COUNT".to_owned(), "3".to_owned()),
+    ];
+    let s = Settings::load(Sources { file: None, env }).unwrap();
+    assert_eq!(s.shard, Shard { index: 2, count: 3 });
+}
+
+#[test]
+fn a_shard_index_at_or_past_the_count_or_a_count_of_zero_is_refused() {
+    let err = Settings::from_overrides([("shard.index", "3"), ("shard.count", "3")]).unwrap_err();
+    assert_eq!(
+        err.problems,
+        [
+            "shard.index: 3 is not below shard.count (3); shards are numbered 0 to count - 1 \
+          (a StatefulSet's pod ordinal with count = its replicas)"
+        ]
+    );
+    let err =
+        Settings::from_overrides([("shard.count", "0"), ("upbit.format", "XML")]).unwrap_err();
+    assert_eq!(err.problems.len(), 2, "{err}");
+    assert!(
+        err.problems
+            .contains(&"shard.count: 0 is out of range 1..=1000".to_owned()),
+        "{err}"
+    );
+    let err = Settings::from_overrides([("shard.index", "-1"), ("shard.count", "x")]).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("shard.index: -1 is out of range 0..=999"),
+        "{text}"
+    );
+    assert!(text.contains("shard.count"), "{text}");
+}
+
+#[test]
+fn control_max_codes_bounds_the_shards_part_of_the_explicit_codes() {
+    let codes = "KRW-BTC,KRW-ETH,KRW-XRP,BTC-ETH,USDT-BTC,KRW-SOL";
+    // Owners among 3 (fixed by the hash's test): KRW-ETH and USDT-BTC fall to shard 0.
+    let s = Settings::from_overrides([
+        ("upbit.codes", codes),
+        ("control.max_codes", "2"),
+        ("shard.index", "0"),
+        ("shard.count", "3"),
+    ])
+    .unwrap();
+    assert_eq!(s.upbit.codes.len(), 6, "every replica keeps the whole list");
+    let err = Settings::from_overrides([
+        ("upbit.codes", codes),
+        ("control.max_codes", "2"),
+        ("shard.index", "2"),
+        ("shard.count", "3"),
+    ])
+    .unwrap_err();
+    assert_eq!(
+        err.problems,
+        ["upbit.codes: 3 of them fall to shard 2 of 3; they exceed control.max_codes (2)"]
+    );
+}
+
+#[test]
+fn an_empty_shard_index_is_refused_not_taken_for_zero() {
+    // A StatefulSet pod on Kubernetes before 1.28 has no pod-index label: the downward API then
+    // sets the variable to "", which must stop the start rather than make every pod shard 0.
+    let env = vec![
+        ("UPBIT_EXPORTER__SHARD__INDEX".to_owned(), String::new()),
+        ("UPBIT_EXPORTER__SHARD__COUNT".to_owned(), "3".to_owned()),
+    ];
+    let err = Settings::load(Sources { file: None, env }).unwrap_err();
+    assert_eq!(err.problems, ["shard.index: string \"\" is not an integer"]);
 }

@@ -8,9 +8,10 @@ use serde::Deserialize;
 use super::fields;
 use super::load::Sections;
 use super::{
-    ConnectionSettings, ControlSettings, DiscoverySettings, Settings, UpbitSettings,
+    ConnectionSettings, ControlSettings, DiscoverySettings, Settings, ShardSection, UpbitSettings,
     UPBIT_IDLE_CLOSE,
 };
+use crate::subscription::Shard;
 use crate::upbit::request::OrderbookOptions;
 use crate::upbit::types::entry_problem;
 use crate::upbit::{DataType, Format};
@@ -43,12 +44,19 @@ pub(super) fn validate(sections: Sections, problems: &mut Vec<String>) -> Option
     let ws_url = upbit.as_ref().map_or("", |u| u.url.as_str());
     let discovery = sections.discovery.map(|d| validate_discovery(d, ws_url));
     let control = sections.control.map(|c| validate_control(c, problems));
+    let shard = sections.shard.and_then(|s| validate_shard(s, problems));
     let nats = sections.nats.map(|n| super::nats::validate(n, problems));
     if let (Some(upbit), Some(control)) = (&upbit, &control) {
-        if upbit.codes.len() > control.max_codes {
+        // The bound applies to this replica's shard of the codes (all of them unsharded).
+        let shard = shard.unwrap_or_default();
+        let taken = upbit.codes.iter().filter(|c| shard.owns(c)).count();
+        if taken > control.max_codes {
+            let what = match shard.count {
+                1 => format!("{taken} codes"),
+                n => format!("{taken} of them fall to shard {} of {n}; they", shard.index),
+            };
             problems.push(format!(
-                "upbit.codes: {} codes exceed control.max_codes ({})",
-                upbit.codes.len(),
+                "upbit.codes: {what} exceed control.max_codes ({})",
                 control.max_codes
             ));
         }
@@ -62,8 +70,22 @@ pub(super) fn validate(sections: Sections, problems: &mut Vec<String>) -> Option
         discovery: discovery?,
         stream: sections.stream?,
         metrics: sections.metrics?,
+        shard: shard?,
         nats: nats?,
     })
+}
+
+/// Shards are numbered from 0: `index` must be below `count`.
+fn validate_shard(section: ShardSection, problems: &mut Vec<String>) -> Option<Shard> {
+    let ShardSection { index, count } = section;
+    if index >= count {
+        problems.push(format!(
+            "shard.index: {index} is not below shard.count ({count}); shards are numbered 0 to \
+             count - 1 (a StatefulSet's pod ordinal with count = its replicas)"
+        ));
+        return None;
+    }
+    Some(Shard { index, count })
 }
 
 /// An empty `discovery.url` is derived from the WebSocket URL.

@@ -61,7 +61,7 @@ pub enum ChangeError {
     #[error("invalid subscription: {}", .0.join("; "))]
     Invalid(Vec<String>),
     /// More distinct codes than `control.max_codes` (422).
-    #[error("subscription would hold {count} distinct codes; control.max_codes allows {max}")]
+    #[error("the subscription would hold {count} distinct codes on this replica (its shard's part, with [shard] set); control.max_codes allows {max}")]
     TooManyCodes { count: usize, max: usize },
     /// The caller's `revision` is not the current one (409).
     #[error("revision {expected} is stale; the current revision is {current}: GET the subscription and retry")]

@@ -13,5 +13,5 @@ pub use document::{
     parse_doc, to_doc, ChangeError, LevelDoc, OrderbookDoc, PatchDoc, SubscriptionChange,
     SubscriptionDoc, MAX_LEVEL,
 };
-pub use plan::{assign, bound, part, resolve};
+pub use plan::{assign, bound, part, resolve, shard, Shard};
 pub use state_file::{load_state, move_aside, save_state, SavedState, StateError, STATE_VERSION};

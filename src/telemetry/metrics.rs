@@ -14,6 +14,7 @@ use prometheus::{
     Opts, Registry,
 };
 
+use crate::subscription::Shard;
 use crate::upbit::DecodeError;
 
 /// Disconnection reasons (`upbit_disconnections_total{reason}`).
@@ -126,6 +127,8 @@ pub struct Metrics {
     pub market_list_fetches: IntCounterVec,
     pub market_list_changes: IntCounterVec,
     pub market_list_codes: IntGauge,
+    pub shard_info: IntGaugeVec,
+    pub shard_codes: IntGaugeVec,
     /// Connections in use (indexes 0..n): `upbit_connected` is 1 when all of them are up.
     active_links: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
@@ -196,6 +199,8 @@ impl Metrics {
             market_list_fetches: IntCounterVec::new(opts("upbit_market_list_fetches_total", "Fetches of Upbit's market list (discovery), by result."), &["result"])?,
             market_list_changes: IntCounterVec::new(opts("upbit_market_list_changes_total", "Markets that appeared in (listed) or left (delisted) Upbit's market list between fetches."), &["change"])?,
             market_list_codes: IntGauge::with_opts(opts("upbit_market_list_codes", "Markets in the last market list fetched; 0 before the first."))?,
+            shard_info: IntGaugeVec::new(opts("upbit_shard_info", "Always 1: this replica's shard index and the shard count (0 of 1: unsharded)."), &["index", "count"])?,
+            shard_codes: IntGaugeVec::new(opts("upbit_shard_codes", "Codes of the resolved subscription this shard takes (owner=\"self\", before control.max_codes) and leaves to the other shards (owner=\"others\")."), &["owner"])?,
             active_links: Default::default(),
         };
         m.register_all(registry)?;
@@ -224,6 +229,8 @@ impl Metrics {
             m.market_list_changes.with_label_values(&[change]);
         }
         m.set_links(1);
+        m.set_shard(Shard::ALL);
+        m.set_shard_codes(0, 0);
         Ok(m)
     }
 
@@ -285,7 +292,28 @@ impl Metrics {
         r.register(Box::new(self.market_list_fetches.clone()))?;
         r.register(Box::new(self.market_list_changes.clone()))?;
         r.register(Box::new(self.market_list_codes.clone()))?;
+        r.register(Box::new(self.shard_info.clone()))?;
+        r.register(Box::new(self.shard_codes.clone()))?;
         Ok(())
+    }
+
+    /// This replica is shard `shard.index` of `shard.count`: one `upbit_shard_info` series.
+    pub fn set_shard(&self, shard: Shard) {
+        self.shard_info.reset();
+        self.shard_info
+            .with_label_values(&[&shard.index.to_string(), &shard.count.to_string()])
+            .set(1);
+    }
+
+    /// Codes this shard takes and codes it leaves to the others.
+    pub fn set_shard_codes(&self, taken: usize, elsewhere: usize) {
+        let gauge = |owner: &str, n: usize| {
+            self.shard_codes
+                .with_label_values(&[owner])
+                .set(i64::try_from(n).unwrap_or(i64::MAX))
+        };
+        gauge("self", taken);
+        gauge("others", elsewhere);
     }
 
     /// Connection `index` went up (connected and subscribed) or down. A connection no longer in

@@ -5,53 +5,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::support::*;
-use serde_json::Value;
-use upbit_exporter::simulator::{Fault, SimulatorHandle, BUNDLED_MARKETS};
+use upbit_exporter::simulator::Fault;
 
 const TOKEN: &str = "discovery-token-0123456789";
-
-/// The bundled list's codes with this quote currency.
-fn listed(quote: &str) -> BTreeSet<String> {
-    let markets: Vec<Value> = serde_json::from_str(BUNDLED_MARKETS).unwrap();
-    markets
-        .iter()
-        .filter_map(|m| m["market"].as_str())
-        .filter(|code| code.starts_with(&format!("{quote}-")))
-        .map(str::to_owned)
-        .collect()
-}
-
-/// The last subscription each simulator connection received: connection → type → codes.
-fn latest_per_connection(
-    sim: &SimulatorHandle,
-) -> BTreeMap<u64, BTreeMap<String, BTreeSet<String>>> {
-    let mut latest = BTreeMap::new();
-    for request in sim.stats().requests {
-        let Ok(parts) = serde_json::from_str::<Vec<Value>>(&request.text) else {
-            continue;
-        };
-        if parts.iter().any(|p| p.get("method").is_some()) {
-            continue;
-        }
-        let mut types = BTreeMap::new();
-        for part in &parts {
-            if let (Some(t), Some(codes)) = (part["type"].as_str(), part["codes"].as_array()) {
-                let codes = codes.iter().filter_map(|c| c.as_str().map(str::to_owned));
-                types.insert(t.to_owned(), codes.collect());
-            }
-        }
-        latest.insert(request.connection, types);
-    }
-    latest
-}
-
-/// Ticker codes across the given connections' latest subscriptions.
-fn ticker_codes(latest: &BTreeMap<u64, BTreeMap<String, BTreeSet<String>>>) -> Vec<String> {
-    latest
-        .values()
-        .flat_map(|types| types.get("ticker").into_iter().flatten().cloned())
-        .collect()
-}
 
 #[actix_web::test]
 async fn every_krw_market_is_subscribed_from_a_pattern() {

@@ -14,6 +14,7 @@ mod hostile_clients;
 mod layers;
 mod nats;
 mod service;
+mod shard;
 mod sigterm;
 mod simulator;
 mod stream;

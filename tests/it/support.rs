@@ -5,9 +5,12 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+use std::collections::BTreeSet;
 use upbit_exporter::app::{self, AppHandle};
 use upbit_exporter::settings::Settings;
-use upbit_exporter::simulator::{Simulator, SimulatorConfig, SimulatorHandle};
+
+use serde_json::Value;
+use upbit_exporter::simulator::{Simulator, SimulatorConfig, SimulatorHandle, BUNDLED_MARKETS};
 
 /// Generous bound for anything that should happen "soon"; tests poll and stop as soon as the
 /// condition holds, so a fast machine never waits this long.
@@ -239,4 +242,47 @@ pub async fn until_serving(addr: &str) {
 /// `Some(())` when `cond` holds, for `eventually`.
 pub fn when(cond: bool) -> Option<()> {
     cond.then_some(())
+}
+
+/// The bundled list's codes with this quote currency.
+pub fn listed(quote: &str) -> BTreeSet<String> {
+    let markets: Vec<Value> = serde_json::from_str(BUNDLED_MARKETS).unwrap();
+    markets
+        .iter()
+        .filter_map(|m| m["market"].as_str())
+        .filter(|code| code.starts_with(&format!("{quote}-")))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The last subscription each simulator connection received: connection → type → codes.
+pub fn latest_per_connection(
+    sim: &SimulatorHandle,
+) -> BTreeMap<u64, BTreeMap<String, BTreeSet<String>>> {
+    let mut latest = BTreeMap::new();
+    for request in sim.stats().requests {
+        let Ok(parts) = serde_json::from_str::<Vec<Value>>(&request.text) else {
+            continue;
+        };
+        if parts.iter().any(|p| p.get("method").is_some()) {
+            continue;
+        }
+        let mut types = BTreeMap::new();
+        for part in &parts {
+            if let (Some(t), Some(codes)) = (part["type"].as_str(), part["codes"].as_array()) {
+                let codes = codes.iter().filter_map(|c| c.as_str().map(str::to_owned));
+                types.insert(t.to_owned(), codes.collect());
+            }
+        }
+        latest.insert(request.connection, types);
+    }
+    latest
+}
+
+/// Ticker codes across the given connections' latest subscriptions.
+pub fn ticker_codes(latest: &BTreeMap<u64, BTreeMap<String, BTreeSet<String>>>) -> Vec<String> {
+    latest
+        .values()
+        .flat_map(|types| types.get("ticker").into_iter().flatten().cloned())
+        .collect()
 }

@@ -6,7 +6,8 @@
 //! source of warnings; kept when a fetch fails), and the connections that carry the result:
 //! one `ConnectionActor` per `connection.max_codes_per_connection` codes, each under its own
 //! supervisor, codes spread evenly and kept in place across changes. Every change reaches each
-//! affected connection as one replace-all message on its live link.
+//! affected connection as one replace-all message on its live link. With `[shard]` set, the
+//! resolved subscription is cut to this replica's shard before anything else sees it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -19,11 +20,11 @@ mod discovery;
 use super::connection::ConnectionActor;
 use crate::messages::{
     ChangeOrderbook, ChangeSubscription, GetSubscription, MarketListFetched, Reconnect,
-    SetSubscription, Shutdown, SubscriptionChanged, SubscriptionView,
+    SetSubscription, ShardView, Shutdown, SubscriptionChanged, SubscriptionView,
 };
 use crate::settings::Settings;
 use crate::status::{StatusBoard, StatusBoards};
-use crate::subscription::{assign, bound, part, resolve, save_state, ChangeError};
+use crate::subscription::{assign, bound, part, resolve, save_state, shard, ChangeError, Shard};
 use crate::telemetry::Metrics;
 use crate::upbit::request::OrderbookOptions;
 use crate::upbit::types::is_pattern;
@@ -38,6 +39,8 @@ pub struct ManagerConfig {
     pub refresh: Duration,
     /// The configured orderbook options (depth suffix, level); the API may change them.
     pub orderbook: OrderbookOptions,
+    /// The part of the subscription this replica takes.
+    pub shard: Shard,
 }
 
 impl ManagerConfig {
@@ -49,6 +52,7 @@ impl ManagerConfig {
             market_list_url: settings.discovery.url.clone(),
             refresh: settings.discovery.refresh,
             orderbook: settings.upbit.orderbook.clone(),
+            shard: settings.shard,
         }
     }
 }
@@ -68,6 +72,8 @@ pub struct SubscriptionManager {
     orderbook_saved: bool,
     markets: Option<BTreeSet<String>>,
     resolved: Subscription,
+    /// This replica's shard and its share of the resolved subscription.
+    shard: ShardView,
     assignment: BTreeMap<String, usize>,
     connections: Vec<Addr<ConnectionActor>>,
     boards: StatusBoards,
@@ -96,6 +102,10 @@ impl SubscriptionManager {
             orderbook_saved: false,
             markets: None,
             resolved: Subscription::default(),
+            shard: ShardView {
+                shard: config.shard,
+                ..ShardView::default()
+            },
             assignment: BTreeMap::new(),
             connections: Vec::new(),
             boards,
@@ -137,9 +147,14 @@ impl SubscriptionManager {
         self.spec.pairs().any(|(_, entry)| is_pattern(entry))
     }
 
-    /// Resolves the spec, bounds it by `max_codes`, and hands each connection its part.
+    /// Resolves the spec, takes this replica's shard of it, bounds that by `max_codes`, and
+    /// hands each connection its part.
     fn distribute(&mut self) {
         let resolved = resolve(&self.spec, self.markets.as_ref());
+        let (resolved, elsewhere) = shard(resolved, self.config.shard);
+        self.shard.codes = resolved.codes().len();
+        self.shard.codes_elsewhere = elsewhere;
+        self.metrics.set_shard_codes(self.shard.codes, elsewhere);
         let (resolved, left_out) = bound(resolved, &self.spec, self.config.max_codes);
         if left_out > 0 {
             log::warn!(
@@ -207,6 +222,14 @@ impl Actor for SubscriptionManager {
     fn started(&mut self, ctx: &mut Self::Context) {
         // Explicit codes connect at once; patterns join when the list arrives. The list is
         // fetched whether or not patterns are used: it carries the market events.
+        self.metrics.set_shard(self.config.shard);
+        if self.config.shard.count > 1 {
+            log::info!(
+                "shard index={} count={}: taking the codes that hash to this shard",
+                self.config.shard.index,
+                self.config.shard.count
+            );
+        }
         self.distribute();
         self.fetch_markets(ctx);
         if !self.config.refresh.is_zero() {
@@ -222,7 +245,8 @@ impl Handler<ChangeSubscription> for SubscriptionManager {
     fn handle(&mut self, request: ChangeSubscription, ctx: &mut Self::Context) -> Self::Result {
         self.check_revision(request.expected_revision)?;
         let next = request.change.apply(&self.spec);
-        let count = resolve(&next, self.markets.as_ref()).codes().len();
+        let resolved = resolve(&next, self.markets.as_ref());
+        let count = shard(resolved, self.config.shard).0.codes().len();
         if count > self.config.max_codes {
             return Err(ChangeError::TooManyCodes {
                 count,
@@ -272,6 +296,7 @@ impl SubscriptionManager {
             resolved: self.resolved.clone(),
             connection_codes: connections,
             orderbook: self.orderbook.clone(),
+            shard: self.shard,
         }
     }
 }
