@@ -8,6 +8,7 @@
 //!                        ▲                                                          │
 //!   SubscriptionManager ─┘ (what to watch: patterns, market list, codes per link)   ▼
 //!                                                                   Hub ──▶ /api/v1/stream, /events
+//!                                                        (nats.url) NATS sink ──▶ JetStream
 //!  actix-web: /metrics, /healthz, /readyz, /api/v1/* (control and data), the live page
 //! ```
 //!

@@ -43,6 +43,15 @@ fn main() -> ExitCode {
                 println!("configuration is valid");
                 println!("url: {}", settings.upbit.url);
                 println!("format: {}", settings.upbit.format);
+                match settings.nats.enabled() {
+                    true => println!(
+                        "nats: {} stream={} subjects={}.>",
+                        settings.nats.redacted_url(),
+                        settings.nats.stream,
+                        settings.nats.subject_prefix
+                    ),
+                    false => println!("nats: off"),
+                }
                 for (data_type, codes) in settings.upbit.subscription().entries() {
                     let codes: Vec<&str> = codes.iter().map(String::as_str).collect();
                     println!("{data_type}: {}", codes.join(","));
