@@ -636,3 +636,71 @@ async fn nats_over_tls_trusts_the_configured_ca_and_refuses_an_unknown_one() {
     untrusting.shutdown().await;
     sim.stop().await;
 }
+
+/// Link events the service produced: one per connect and one per disconnect.
+fn link_events(m: &Metrics) -> u64 {
+    let downs: f64 = m
+        .series("upbit_disconnections_total")
+        .iter()
+        .map(|(_, v)| v)
+        .sum();
+    (m.get("upbit_connections_total", &[]) + downs) as u64
+}
+
+/// The registry's text after the service stopped (its HTTP server is gone by then).
+fn final_metrics(registry: &prometheus::Registry) -> Metrics {
+    let text = prometheus::TextEncoder::new()
+        .encode_to_string(&registry.gather())
+        .expect("metrics text");
+    Metrics(text)
+}
+
+#[actix_rt::test]
+#[ignore = "needs nats-server; scripts/test installs it and runs these"]
+async fn nats_at_shutdown_the_buffer_is_sent_or_counted() {
+    let nats = NatsServer::start().await;
+    let url = nats.url();
+    let sim = start_simulator(|c| c.rate = 50.0).await;
+    // Connected: stopped while the feed flows, everything counted reaches the stream.
+    let app = spawn_app(&sim.ws_url(), &overrides(&url, &[])).await;
+    eventually("publishing", || async {
+        (app.metrics().await.get("upbit_sink_acked_total", &[]) >= 50.0).then_some(())
+    })
+    .await;
+    let registry = app.handle.registry.clone();
+    app.shutdown().await;
+    let m = final_metrics(&registry);
+    let stored = stored(&url, "UPBIT").await.len() as u64;
+    let at_exit = m.get("upbit_sink_dropped_total", &[("reason", "shutdown")]) as u64;
+    let links = link_events(&m);
+    assert!(links >= 2, "connected, then disconnected at shutdown");
+    assert_eq!(
+        stored + at_exit,
+        received_total(&m) + links,
+        "stored {stored} + dropped at exit {at_exit}: every message and link event"
+    );
+    assert_eq!(m.get("upbit_sink_buffer_messages", &[]), 0.0);
+    // NATS away: what the buffer holds at exit is counted as dropped at shutdown.
+    let absent = format!("nats://127.0.0.1:{}", free_port());
+    let app = spawn_app(&sim.ws_url(), &overrides(&absent, &[("nats.buffer", "10")])).await;
+    eventually("the buffer full", || async {
+        let m = app.metrics().await;
+        (m.get("upbit_sink_dropped_total", &[("reason", "buffer_full")]) > 0.0).then_some(())
+    })
+    .await;
+    let registry = app.handle.registry.clone();
+    app.shutdown().await;
+    let m = final_metrics(&registry);
+    assert_eq!(
+        m.get("upbit_sink_dropped_total", &[("reason", "shutdown")]),
+        10.0
+    );
+    assert_eq!(m.get("upbit_sink_buffer_messages", &[]), 0.0);
+    assert_eq!(
+        m.get("upbit_sink_dropped_total", &[("reason", "shutdown")])
+            + m.get("upbit_sink_dropped_total", &[("reason", "buffer_full")]),
+        (received_total(&m) + link_events(&m)) as f64,
+        "nothing published, every message and link event counted"
+    );
+    sim.stop().await;
+}
