@@ -704,3 +704,42 @@ async fn nats_at_shutdown_the_buffer_is_sent_or_counted() {
     );
     sim.stop().await;
 }
+
+#[actix_rt::test]
+#[ignore = "needs nats-server; scripts/test installs it and runs these"]
+async fn nats_a_user_nkey_seed_from_its_file_authenticates() {
+    let user = nkeys::KeyPair::new_user();
+    let port = free_port();
+    let dir = std::env::temp_dir().join(format!("upbit-nats-it-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (seed_file, config) = (dir.join("user.nk"), dir.join("server.conf"));
+    std::fs::write(&seed_file, user.seed().unwrap()).unwrap();
+    let users = format!(
+        "authorization {{ users: [ {{ nkey: {} }} ] }}\n",
+        user.public_key()
+    );
+    std::fs::write(&config, users).unwrap();
+    let mut nats = NatsServer {
+        child: None,
+        port,
+        dir: dir.join("store"),
+    };
+    nats.run_with(&["-c", config.to_str().unwrap()]).await;
+    let url = nats.url();
+    let sim = start_simulator(|c| c.rate = 20.0).await;
+    let seed = seed_file.to_str().unwrap();
+    let app = spawn_app(
+        &sim.ws_url(),
+        &overrides(&url, &[("nats.nkey_seed_file", seed)]),
+    )
+    .await;
+    eventually("publishing as the nkey user", || async {
+        (app.metrics().await.get("upbit_sink_acked_total", &[]) >= 10.0).then_some(())
+    })
+    .await;
+    let (_, status) = app.get_json("/api/v1/status").await;
+    assert!(!status.to_string().contains(&user.seed().unwrap()));
+    app.shutdown().await;
+    sim.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
