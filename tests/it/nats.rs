@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 use async_nats::jetstream;
 use upbit_exporter::simulator::Fault;
@@ -164,6 +165,28 @@ async fn stored(url: &str, stream: &str) -> Vec<Stored> {
     out
 }
 
+/// The trades a `/api/v1/stream?types=trade` consumer received, as JSON: up to `n`, or what
+/// came before the feed (muted by then) stopped sending for a second.
+async fn ws_trades(
+    framed: &mut actix_codec::Framed<awc::BoxedSocket, awc::ws::Codec>,
+    n: usize,
+) -> Vec<serde_json::Value> {
+    use futures_util::StreamExt;
+    let mut out = Vec::new();
+    while out.len() < n {
+        let Ok(frame) = actix_rt::time::timeout(Duration::from_secs(1), framed.next()).await else {
+            break;
+        };
+        if let Some(Ok(awc::ws::Frame::Text(text))) = frame {
+            let value: serde_json::Value = serde_json::from_slice(&text).expect("JSON");
+            if value["event"] == "trade" {
+                out.push(value);
+            }
+        }
+    }
+    out
+}
+
 fn received_total(m: &Metrics) -> u64 {
     m.received().values().flat_map(|codes| codes.values()).sum()
 }
@@ -223,6 +246,13 @@ async fn nats_a_consumer_reads_every_counted_message_in_order_on_the_documented_
     let url = nats.url();
     let sim = start_simulator(|c| c.rate = 20.0).await;
     let app = spawn_app(&sim.ws_url(), &overrides(&url, &[])).await;
+    let (_, mut live) = awc::Client::builder()
+        .disable_timeout()
+        .finish()
+        .ws(app.url("/api/v1/stream?types=trade"))
+        .connect()
+        .await
+        .expect("a live-stream consumer");
     eventually("every type acknowledged by JetStream", || async {
         let m = app.metrics().await;
         let received = m.received();
@@ -294,6 +324,25 @@ async fn nats_a_consumer_reads_every_counted_message_in_order_on_the_documented_
             }
         }
     }
+    // The payloads are the live stream's entries: every trade a consumer of /api/v1/stream
+    // received is in the stream as the same JSON.
+    let trades: Vec<&serde_json::Value> = market
+        .iter()
+        .filter(|s| s.json["event"] == "trade")
+        .map(|s| &s.json)
+        .collect();
+    let consumed = ws_trades(&mut live, trades.len()).await;
+    for trade in &consumed {
+        assert!(
+            trades.contains(&trade),
+            "not in the stream as sent live: {trade}"
+        );
+    }
+    assert_eq!(
+        consumed.last(),
+        trades.last().copied(),
+        "the consumer got the last trades, as the stream has them"
+    );
     let links: Vec<&Stored> = messages.iter().filter(|s| s.is_link()).collect();
     assert!(
         !links.is_empty(),
