@@ -191,11 +191,14 @@ fn received_total(m: &Metrics) -> u64 {
     m.received().values().flat_map(|codes| codes.values()).sum()
 }
 
-/// Whether the sink has nothing left to send or to hear back.
+/// Whether the sink has nothing left to send or to hear back: every message sent was
+/// acknowledged or refused.
 fn sink_idle(m: &Metrics) -> bool {
+    let answered = m.get("upbit_sink_acked_total", &[])
+        + m.get("upbit_sink_dropped_total", &[("reason", "rejected")]);
     m.get("upbit_sink_buffer_messages", &[]) == 0.0
         && m.get("upbit_sink_in_flight_messages", &[]) == 0.0
-        && m.get("upbit_sink_published_total", &[]) == m.get("upbit_sink_acked_total", &[])
+        && m.get("upbit_sink_published_total", &[]) == answered
 }
 
 /// Waits until the simulator is muted and every app's sink has sent and heard back everything
@@ -791,4 +794,54 @@ async fn nats_a_user_nkey_seed_from_its_file_authenticates() {
     app.shutdown().await;
     sim.stop().await;
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[actix_rt::test]
+#[ignore = "needs nats-server; scripts/test installs it and runs these"]
+async fn nats_messages_the_server_refuses_are_counted_as_rejected_and_the_rest_go_on() {
+    let nats = NatsServer::start().await;
+    let url = nats.url();
+    // The configured stream, but made by an operator with a message size limit that every
+    // orderbook entry exceeds and every trade entry fits.
+    let js = jetstream::new(async_nats::connect(&url).await.expect("connect"));
+    js.create_stream(jetstream::stream::Config {
+        name: "UPBIT".into(),
+        subjects: vec!["upbit.>".into()],
+        max_age: Duration::from_secs(86_400),
+        duplicate_window: Duration::from_secs(120),
+        max_message_size: 1500,
+        ..Default::default()
+    })
+    .await
+    .expect("the operator's stream");
+    let sim = start_simulator(|c| c.rate = 20.0).await;
+    let app = spawn_app(
+        &sim.ws_url(),
+        &overrides(&url, &[("upbit.types", "trade,orderbook")]),
+    )
+    .await;
+    let m = eventually("orderbooks refused, trades stored", || async {
+        let m = app.metrics().await;
+        (m.get("upbit_sink_dropped_total", &[("reason", "rejected")]) >= 4.0
+            && m.get("upbit_sink_acked_total", &[]) >= 10.0)
+            .then_some(m)
+    })
+    .await;
+    assert_eq!(m.get("upbit_sink_connected", &[]), 1.0);
+    let (_, status) = app.get_json("/api/v1/status").await;
+    let error = status["nats"]["last_error"].as_str().unwrap_or_default();
+    assert!(error.contains("refused"), "{error}");
+    sim.inject(Fault::Mute { duration_ms: None });
+    let (messages, _) = settled(&url, &[&app]).await;
+    assert!(messages
+        .iter()
+        .any(|s| s.subject.starts_with("upbit.trade.")));
+    assert!(
+        messages
+            .iter()
+            .all(|s| !s.subject.starts_with("upbit.orderbook.")),
+        "no orderbook fits the limit"
+    );
+    app.shutdown().await;
+    sim.stop().await;
 }
