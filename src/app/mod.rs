@@ -127,10 +127,11 @@ fn live_stream(settings: &Settings, registry: &Registry) -> Result<Option<Hub>, 
 /// The NATS JetStream sink when `nats.url` is set (its metrics are registered either way).
 fn nats_sink(settings: &Settings, registry: &Registry) -> Result<Option<NatsSink>, StartError> {
     let metrics = SinkMetrics::register(registry).map_err(StartError::metrics)?;
-    Ok(settings
-        .nats
-        .enabled()
-        .then(|| NatsSink::start(&settings.nats, metrics)))
+    Ok(settings.nats.enabled().then(|| {
+        let capacity = i64::try_from(settings.nats.buffer).unwrap_or(i64::MAX);
+        metrics.buffer_capacity.set(capacity);
+        NatsSink::start(&settings.nats, metrics)
+    }))
 }
 
 impl AppHandle {

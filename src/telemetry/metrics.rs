@@ -433,6 +433,8 @@ pub struct SinkMetrics {
     pub retried: IntCounter,
     pub dropped: IntCounterVec,
     pub buffered: IntGauge,
+    /// `nats.buffer` while the sink runs, 0 when it is off: what tells the alerts "on".
+    pub buffer_capacity: IntGauge,
     pub in_flight: IntGauge,
     pub connected: IntGauge,
 }
@@ -447,6 +449,7 @@ impl SinkMetrics {
             retried: IntCounter::with_opts(opts("upbit_sink_retried_total", "Messages put back in the buffer to be sent again because their acknowledgement failed or timed out."))?,
             dropped: IntCounterVec::new(opts("upbit_sink_dropped_total", "Messages the sink gave up, by reason (buffer_full, rejected, shutdown)."), &["reason"])?,
             buffered: IntGauge::with_opts(opts("upbit_sink_buffer_messages", "Messages waiting in the sink's buffer to be sent."))?,
+            buffer_capacity: IntGauge::with_opts(opts("upbit_sink_buffer_capacity_messages", "The most messages the sink's buffer holds (nats.buffer); 0 when the sink is off."))?,
             in_flight: IntGauge::with_opts(opts("upbit_sink_in_flight_messages", "Messages sent and awaiting their acknowledgement."))?,
             connected: IntGauge::with_opts(opts("upbit_sink_connected", "1 while the sink is connected to NATS with a usable stream, else 0 (also 0 when the sink is off)."))?,
         };
@@ -456,6 +459,7 @@ impl SinkMetrics {
         registry.register(Box::new(m.retried.clone()))?;
         registry.register(Box::new(m.dropped.clone()))?;
         registry.register(Box::new(m.buffered.clone()))?;
+        registry.register(Box::new(m.buffer_capacity.clone()))?;
         registry.register(Box::new(m.in_flight.clone()))?;
         registry.register(Box::new(m.connected.clone()))?;
         for reason in SINK_DROP_REASONS {

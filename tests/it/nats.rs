@@ -454,6 +454,9 @@ async fn nats_down_then_back_delivers_the_buffer_and_counts_the_rest_while_the_f
     let (_, status) = app.get_json("/api/v1/status").await;
     assert_eq!(status["nats"]["state"], "connecting", "{status}");
     assert_eq!(status["nats"]["buffered"], 100);
+    let m = app.metrics().await;
+    assert_eq!(m.get("upbit_sink_buffer_messages", &[]), 100.0);
+    assert_eq!(m.get("upbit_sink_buffer_capacity_messages", &[]), 100.0);
     nats.run().await;
     eventually("reconnected and the buffer sent", || async {
         let m = app.metrics().await;

@@ -631,6 +631,13 @@ async fn metric_names_follow_prometheus_conventions_and_known_series_start_at_ze
             .is_none(),
         "no price before data"
     );
+    // The NATS sink is off (no nats.url): its series are there at zero, and a capacity of 0
+    // is what tells the alerts the sink is off rather than disconnected.
+    assert_eq!(m.value("upbit_sink_connected", &[]), Some(0.0));
+    assert_eq!(
+        m.value("upbit_sink_buffer_capacity_messages", &[]),
+        Some(0.0)
+    );
     assert!(m.0.contains("process_resident_memory_bytes"));
     app.shutdown().await;
 }
