@@ -1,7 +1,7 @@
 //! The pipeline's side of the live stream: what the metrics actor holds.
 //!
 //! It encodes a market message only when some consumer may want its type (nothing at all while
-//! nobody listens), hands each batch to the hub, and turns link events into stream events, in
+//! nobody listens; the pipeline hands it the message's JSON, decoded in full only then), hands each batch to the hub, and turns link events into stream events, in
 //! order with the batches around them. A disabled stream is a publisher without a hub.
 
 use std::time::SystemTime;
@@ -9,7 +9,8 @@ use std::time::SystemTime;
 use super::event::Event;
 use super::hub::Hub;
 use crate::messages::LinkChanged;
-use crate::upbit::Message;
+use crate::upbit::decode::decode_as;
+use crate::upbit::{DataType, Message};
 
 /// What the pipeline holds: a hub, or nothing when the stream is disabled.
 #[derive(Clone, Default)]
@@ -36,6 +37,21 @@ impl Publisher {
             return None;
         }
         Event::market(message, received_at)
+    }
+
+    /// Like [`encode`](Self::encode), for a market message of `data_type` given as its JSON
+    /// object: decoded in full only when some consumer may want the type.
+    pub fn encode_json(
+        &self,
+        data_type: DataType,
+        json: &[u8],
+        received_at: SystemTime,
+    ) -> Option<Event> {
+        let hub = self.hub.as_ref()?;
+        if !hub.wants(data_type) {
+            return None;
+        }
+        Event::market(&decode_as(data_type, json).ok()?, received_at)
     }
 
     /// Fans a batch out.

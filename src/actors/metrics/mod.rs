@@ -76,8 +76,8 @@ impl MetricsActor {
         self
     }
 
-    /// The latest data of one code, if subscribed.
-    pub fn latest(&self, code: &str) -> Option<&LatestMarket> {
+    /// The latest data of one code, decoded, if subscribed.
+    pub fn latest(&self, code: &str) -> Option<LatestMarket> {
         self.series.latest(code)
     }
 }
@@ -96,23 +96,27 @@ impl Handler<FramesDecoded> for MetricsActor {
 
     fn handle(&mut self, batch: FramesDecoded, _: &mut Self::Context) {
         let received_unix = unix_seconds(batch.received_at);
-        for (data_type, bytes) in &batch.frame_sizes {
-            self.series.frame_size(*data_type, *bytes);
-        }
         let count = batch.messages.len();
-        let mut unsubscribed = 0;
+        let (mut unsubscribed, mut frames) = (0, 0);
         let mut live = Vec::new();
-        for message in batch.messages {
-            // Encoded before `record` takes the message; only when a consumer wants the type.
-            let event = self.stream.encode(&message, batch.received_at);
-            if self
+        for message in &batch.messages {
+            if let Some(bytes) = message.frame_bytes {
+                self.series.frame_size(message.brief.data_type, bytes);
+                frames += 1;
+            }
+            if !self
                 .series
                 .record(message, batch.received_at, received_unix)
             {
-                live.extend(event);
-            } else {
                 unsubscribed += 1;
+                continue;
             }
+            // Decoded in full and encoded only when some consumer wants the type.
+            live.extend(self.stream.encode_json(
+                message.brief.data_type,
+                &message.json,
+                batch.received_at,
+            ));
         }
         self.stream.publish(&live);
         self.inbound.release(count);
@@ -130,7 +134,7 @@ impl Handler<FramesDecoded> for MetricsActor {
         }
         // One observation per frame: every frame of a batch was read and finished together.
         let latency = batch.read_at.elapsed().as_secs_f64();
-        for _ in 0..batch.frame_sizes.len() {
+        for _ in 0..frames {
             self.metrics.pipeline_latency.observe(latency);
         }
     }
@@ -174,7 +178,7 @@ impl Handler<GetMarket> for MetricsActor {
 
     fn handle(&mut self, query: GetMarket, _: &mut Self::Context) -> Self::Result {
         Some(MarketView {
-            latest: self.latest(&query.code).cloned()?,
+            latest: self.latest(&query.code)?,
             listing: self.series.listing(&query.code).cloned(),
         })
     }

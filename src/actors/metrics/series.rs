@@ -25,12 +25,14 @@ use super::structure::{CandleFields, CandleSeries, OrderbookSeries};
 use crate::telemetry::Metrics;
 use crate::upbit::market_list::MarketListing;
 use crate::upbit::{DataType, Subscription};
-use crate::view::LatestMarket;
+use crate::view::{LatestFrames, LatestMarket};
 
 /// Series of one subscribed (type, code) pair.
 pub(super) struct PairSeries {
     pub received: IntCounter,
     pub last_received: Gauge,
+    /// The type's delay histogram, held here so a message costs no lookup for it.
+    pub delay: Histogram,
 }
 
 /// Everything kept for one subscribed code.
@@ -44,13 +46,13 @@ pub(super) struct CodeSeries {
     pub orderbook: Option<OrderbookSeries>,
     pub candles: HashMap<DataType, CandleSeries>,
     /// The state label now set and its series.
-    pub market_state: Option<(String, IntGauge)>,
+    pub market_state: Option<(&'static str, IntGauge)>,
     /// What this code's tickers last said in the deprecated `market_warning` (`None`: nothing):
     /// the same value [`MarketEvents`] holds, kept here so a ticker that repeats it costs no
     /// lookup there.
     pub ticker_warning: Option<bool>,
     /// The latest message of each kind, for the data API.
-    pub latest: LatestMarket,
+    pub latest: LatestFrames,
 }
 
 /// Ticker value series of one code.
@@ -69,7 +71,7 @@ pub(super) struct Series {
     subscription: Subscription,
     pub codes: HashMap<String, CodeSeries>,
     sizes: HashMap<DataType, Histogram>,
-    pub delays: HashMap<DataType, Histogram>,
+    delays: HashMap<DataType, Histogram>,
     /// Warning, caution and info series of the subscribed codes.
     pub events: MarketEvents,
     /// The orderbook depth bands, in basis points of the mid.
@@ -114,17 +116,6 @@ impl Series {
             self.remove_pair(data_type, &code);
         }
         let m = &self.metrics;
-        for (data_type, code) in next.pairs() {
-            let series = self.codes.entry(code.to_owned()).or_default();
-            series.pairs.entry(data_type).or_insert_with(|| PairSeries {
-                received: m
-                    .received_messages
-                    .with_label_values(&[data_type.as_str(), code]),
-                last_received: m
-                    .last_message_timestamp
-                    .with_label_values(&[data_type.as_str(), code]),
-            });
-        }
         // Histograms per type exist from the first subscription of the type on, and stay: their
         // history is worth keeping and there are at most 12 types.
         for (data_type, _) in next.entries() {
@@ -135,6 +126,19 @@ impl Series {
             self.delays
                 .entry(data_type)
                 .or_insert_with(|| m.exchange_delay.with_label_values(&label));
+        }
+        for (data_type, code) in next.pairs() {
+            let series = self.codes.entry(code.to_owned()).or_default();
+            let delays = &self.delays;
+            series.pairs.entry(data_type).or_insert_with(|| PairSeries {
+                received: m
+                    .received_messages
+                    .with_label_values(&[data_type.as_str(), code]),
+                last_received: m
+                    .last_message_timestamp
+                    .with_label_values(&[data_type.as_str(), code]),
+                delay: delays[&data_type].clone(),
+            });
         }
         for data_type in DataType::ALL {
             let count = next
@@ -174,7 +178,7 @@ impl Series {
                 series.ticker_warning = None;
                 self.events.ticker_warning(m, code, None);
                 if let Some((state, _)) = series.market_state.take() {
-                    let _ = m.market_state.remove_label_values(&[code, &state]);
+                    let _ = m.market_state.remove_label_values(&[code, state]);
                 }
             }
             DataType::Trade => {
@@ -229,17 +233,17 @@ impl Series {
         self.events.listing(code)
     }
 
-    /// The latest data of one code, if subscribed.
-    pub fn latest(&self, code: &str) -> Option<&LatestMarket> {
-        self.codes.get(code).map(|series| &series.latest)
+    /// The latest data of one code, decoded, if subscribed.
+    pub fn latest(&self, code: &str) -> Option<LatestMarket> {
+        self.codes.get(code).map(|series| series.latest.decode())
     }
 
-    /// The latest data of every subscribed code, by code.
+    /// The latest ticker of every subscribed code, decoded, by code.
     pub fn markets(&self) -> Vec<(String, LatestMarket)> {
         let mut markets: Vec<(String, LatestMarket)> = self
             .codes
             .iter()
-            .map(|(code, series)| (code.clone(), series.latest.clone()))
+            .map(|(code, series)| (code.clone(), series.latest.decode_ticker()))
             .collect();
         markets.sort_by(|a, b| a.0.cmp(&b.0));
         markets
@@ -269,8 +273,34 @@ pub(super) mod tests {
     use prometheus::Registry;
 
     use super::*;
+    use crate::messages::MarketMessage;
+    use crate::upbit::brief::Brief;
     use crate::upbit::decode::decode_frame;
     use crate::upbit::Message;
+
+    /// A decoded message as the decoder hands it over: its brief and its JSON.
+    pub fn market(message: Message) -> MarketMessage {
+        let json = match &message {
+            Message::Ticker(t) => serde_json::to_vec(t),
+            Message::Trade(t) => serde_json::to_vec(t),
+            Message::Orderbook(o) => serde_json::to_vec(o),
+            Message::Candle(c) => serde_json::to_vec(c),
+            other => panic!("not a market message: {other:?}"),
+        }
+        .unwrap();
+        MarketMessage {
+            brief: Brief::of(&message).unwrap(),
+            frame_bytes: Some(json.len()),
+            json: json.into(),
+        }
+    }
+
+    impl Series {
+        /// [`Series::record`] of a decoded message.
+        pub fn record_message(&mut self, message: Message, at: SystemTime, unix: f64) -> bool {
+            self.record(&market(message), at, unix)
+        }
+    }
 
     /// A registry with the service's metrics, and the series book of `subscription` on it.
     pub fn book(subscription: Subscription) -> (Registry, Series) {
@@ -379,8 +409,8 @@ pub(super) mod tests {
     fn dropping_a_pair_removes_its_series_and_the_price_stays_while_a_source_is_left() {
         let (registry, mut book) = book(pairs(&[(DataType::Ticker, BTC), (DataType::Trade, BTC)]));
         let now = SystemTime::now();
-        assert!(book.record(ticker(), now, 100.0));
-        assert!(book.record(trade(), now, 101.0));
+        assert!(book.record_message(ticker(), now, 100.0));
+        assert!(book.record_message(trade(), now, 101.0));
         assert!(value(&registry, "upbit_signed_change_rate", &[("code", BTC)]).is_some());
         assert_eq!(
             value(
@@ -402,7 +432,7 @@ pub(super) mod tests {
         );
         assert!(book.latest(BTC).is_some_and(|l| l.trade.is_some()));
         assert!(
-            !book.record(ticker(), now, 102.0),
+            !book.record_message(ticker(), now, 102.0),
             "a ticker of a dropped pair is not recorded"
         );
         assert_eq!(count(&registry, "upbit_signed_change_rate"), 0);
