@@ -153,6 +153,18 @@ fn decode(c: &mut Criterion) {
     // The hot path's decode: what the metrics need, borrowed, every other field checked.
     let mut brief = c.benchmark_group("brief");
     for (name, frame) in frames() {
+        let data_type = name
+            .split(['/', '1', '3'])
+            .next()
+            .unwrap()
+            .replace("candle", "candle.1s")
+            .parse()
+            .unwrap();
+        assert!(
+            upbit_exporter::upbit::brief::Brief::read(data_type, &frame).is_some(),
+            "{name} takes the fast path: {}",
+            String::from_utf8_lossy(&frame)
+        );
         brief.throughput(Throughput::Bytes(frame.len() as u64));
         brief.bench_with_input(BenchmarkId::from_parameter(&name), &frame, |b, frame| {
             b.iter(|| {

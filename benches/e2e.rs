@@ -24,6 +24,9 @@
 //! - **Latency** from socket read to metric update at 10k frames/s, from the service's own
 //!   `upbit_pipeline_latency_seconds` histogram (quantiles interpolated within buckets).
 //! - **Scrape**: `/metrics` time and size with 300 codes x 3 types, and the RSS.
+//! - **Scale**: 800 codes x ticker, trade and orderbook (about the whole of Upbit) at 1 message/s
+//!   each: series, RSS, `/metrics` p50/p99 while the feed runs and the CPU of one scrape, with
+//!   the default depth bands and with one.
 //! - **Idle cost**: CPU and RSS with 5 codes x 3 types at 3 messages/s each.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -262,6 +265,36 @@ fn main() {
         });
     }
 
+    if want("scale") {
+        let codes = if options.quick { 300 } else { 800 };
+        let mut runs = Vec::new();
+        for bands in ["10,50,100,200", "100"] {
+            let scale = scale_run(codes, bands, if options.quick { 30 } else { 100 });
+            println!(
+                "\n## Scale: {codes} codes x ticker, trade, orderbook at 1 message/s each, depth bands {bands}\n\n\
+                 {} series, {} KiB; /metrics while the feed runs: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms \
+                 ({} scrapes); one scrape {:.1} ms CPU; RSS {:.1} MiB (peak {:.1} MiB)",
+                scale.series,
+                scale.bytes / 1024,
+                scale.p50_ms,
+                scale.p99_ms,
+                scale.max_ms,
+                scale.scrapes,
+                scale.cpu_ms_per_scrape,
+                scale.rss_kib as f64 / 1024.0,
+                scale.peak_rss_kib as f64 / 1024.0
+            );
+            runs.push(json!({
+                "codes": codes, "depth_bands_bps": bands, "series": scale.series,
+                "bytes": scale.bytes, "p50_ms": scale.p50_ms, "p99_ms": scale.p99_ms,
+                "max_ms": scale.max_ms, "cpu_ms_per_scrape": scale.cpu_ms_per_scrape,
+                "rss_mib": scale.rss_kib as f64 / 1024.0,
+                "peak_rss_mib": scale.peak_rss_kib as f64 / 1024.0,
+            }));
+        }
+        report["scale"] = Value::Array(runs);
+    }
+
     if want("idle") {
         let window = Duration::from_secs(if options.quick { 5 } else { 10 });
         let idle = idle_run(window);
@@ -341,8 +374,20 @@ fn free_port() -> SocketAddr {
 
 /// Starts the service against `sim`; waits until it serves HTTP.
 fn service(sim: SocketAddr, types: &str, codes: &str, format: &str) -> (Process, SocketAddr) {
+    service_with(sim, types, codes, format, &[])
+}
+
+/// [`service`] with more settings in the environment.
+fn service_with(
+    sim: SocketAddr,
+    types: &str,
+    codes: &str,
+    format: &str,
+    env: &[(&str, &str)],
+) -> (Process, SocketAddr) {
     let http = free_port();
     let child = Command::new(BIN)
+        .envs(env.iter().copied())
         .arg("run")
         .env("RUST_LOG", "warn")
         .env(
@@ -713,6 +758,99 @@ fn scrape_run(scrapes: usize) -> ScrapeRun {
         max_ms: *times.last().unwrap(),
         bytes: last.len(),
         series,
+        rss_kib,
+        peak_rss_kib,
+    }
+}
+
+struct ScaleRun {
+    series: usize,
+    bytes: usize,
+    scrapes: usize,
+    p50_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+    cpu_ms_per_scrape: f64,
+    rss_kib: u64,
+    peak_rss_kib: u64,
+}
+
+/// CPU time the process has used so far, in seconds, at nanosecond resolution (the sum of its
+/// threads' run time; `/proc/PID/stat` counts 10 ms ticks).
+fn process_cpu(process: &Process) -> f64 {
+    let tasks = format!("/proc/{}/task", process.0.id());
+    std::fs::read_dir(tasks)
+        .map(|dir| {
+            dir.filter_map(|task| {
+                let stat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+                stat.split_whitespace().next()?.parse::<f64>().ok()
+            })
+            .sum::<f64>()
+                / 1e9
+        })
+        .unwrap_or(0.0)
+}
+
+/// The whole of Upbit, roughly: `codes` codes x ticker, trade and orderbook at 1 message/s each
+/// (the simulator's default rate), `scrapes` scrapes 100 ms apart while the feed runs.
+fn scale_run(codes: usize, bands: &str, scrapes: usize) -> ScaleRun {
+    let list: Vec<String> = (0..codes).map(|i| format!("KRW-S{i:04}")).collect();
+    let list = list.join(",");
+    let (_sim, sim_addr) = simulator(&["--markets".into(), list.clone()]);
+    let max_codes = codes.to_string();
+    let (process, http) = service_with(
+        sim_addr,
+        "ticker,trade,orderbook",
+        &list,
+        "DEFAULT",
+        &[
+            ("UPBIT_EXPORTER__CONTROL__MAX_CODES", &max_codes),
+            ("UPBIT_EXPORTER__METRICS__DEPTH_BANDS_BPS", bands),
+        ],
+    );
+    let pairs = codes * 3;
+    wait_for("every pair to have data", || {
+        let (_, scrape) = get(http, "/metrics").ok()?;
+        let live = scrape
+            .lines()
+            .filter(|l| l.starts_with("upbit_received_messages_total{"))
+            .filter(|l| l.rsplit_once(' ').is_some_and(|(_, v)| v != "0"))
+            .count();
+        (live >= pairs).then_some(())
+    });
+    // The feed's own CPU over a quiet second, then the same with scrapes back to back: the
+    // difference is the scrapes'.
+    let (cpu, started) = (process_cpu(&process), Instant::now());
+    std::thread::sleep(Duration::from_secs(1));
+    let feed_rate = (process_cpu(&process) - cpu) / started.elapsed().as_secs_f64();
+    let back_to_back = 20;
+    let (cpu, started) = (process_cpu(&process), Instant::now());
+    for _ in 0..back_to_back {
+        get(http, "/metrics").expect("scrape");
+    }
+    let busy = process_cpu(&process) - cpu - feed_rate * started.elapsed().as_secs_f64();
+    let mut times = Vec::new();
+    let mut last = String::new();
+    for _ in 0..scrapes {
+        let started = Instant::now();
+        let (status, body) = get(http, "/metrics").expect("scrape");
+        times.push(started.elapsed().as_secs_f64() * 1e3);
+        assert_eq!(status, 200);
+        last = body;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    times.sort_by(f64::total_cmp);
+    let (rss_kib, peak_rss_kib) = rss(&process);
+    terminate(process);
+    let rank = |q: f64| times[((times.len() as f64 * q).ceil() as usize).clamp(1, times.len()) - 1];
+    ScaleRun {
+        series: last.lines().filter(|l| !l.starts_with('#')).count(),
+        bytes: last.len(),
+        scrapes,
+        p50_ms: rank(0.5),
+        p99_ms: rank(0.99),
+        max_ms: *times.last().unwrap(),
+        cpu_ms_per_scrape: busy / back_to_back as f64 * 1e3,
         rss_kib,
         peak_rss_kib,
     }

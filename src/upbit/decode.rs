@@ -165,7 +165,7 @@ fn decode_object_brief<'a>(
     skipped: &mut dyn FnMut(&str),
 ) -> Result<Decoded<'a>, DecodeError> {
     if let Some(data_type) = sniff_type(raw).and_then(DataType::from_wire) {
-        if let Ok(brief) = Brief::read(data_type, raw) {
+        if let Some(brief) = Brief::read(data_type, raw) {
             return Ok(Decoded::Market { brief, json: raw });
         }
     }
