@@ -15,6 +15,7 @@
 //! input.
 
 use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use prometheus::{Counter, Gauge, Histogram, IntCounter, IntGauge};
@@ -27,6 +28,32 @@ use crate::upbit::market_list::MarketListing;
 use crate::upbit::{DataType, Subscription};
 use crate::view::{LatestFrames, LatestMarket};
 
+/// FNV-1a, for the maps looked up on every message: their keys are short (a code, a type) and
+/// their entries come from our own subscription, never from input, so SipHash's defence against
+/// chosen keys buys nothing there and costs more than the rest of the lookup.
+pub(super) struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+}
+
+/// A map hashed with [`Fnv`].
+pub(super) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
+
 /// Series of one subscribed (type, code) pair.
 pub(super) struct PairSeries {
     pub received: IntCounter,
@@ -38,13 +65,13 @@ pub(super) struct PairSeries {
 /// Everything kept for one subscribed code.
 #[derive(Default)]
 pub(super) struct CodeSeries {
-    pub pairs: HashMap<DataType, PairSeries>,
+    pub pairs: FastMap<DataType, PairSeries>,
     pub trade_price: Option<Gauge>,
     pub ticker: Option<TickerSeries>,
     /// (count, volume, notional) per side: `[ask, bid]`.
     pub trades: Option<[(IntCounter, Counter, Counter); 2]>,
     pub orderbook: Option<OrderbookSeries>,
-    pub candles: HashMap<DataType, CandleSeries>,
+    pub candles: FastMap<DataType, CandleSeries>,
     /// The state label now set and its series.
     pub market_state: Option<(&'static str, IntGauge)>,
     /// What this code's tickers last said in the deprecated `market_warning` (`None`: nothing):
@@ -69,9 +96,9 @@ pub(super) struct TickerSeries {
 pub(super) struct Series {
     pub metrics: Metrics,
     subscription: Subscription,
-    pub codes: HashMap<String, CodeSeries>,
-    sizes: HashMap<DataType, Histogram>,
-    delays: HashMap<DataType, Histogram>,
+    pub codes: FastMap<String, CodeSeries>,
+    sizes: FastMap<DataType, Histogram>,
+    delays: FastMap<DataType, Histogram>,
     /// Warning, caution and info series of the subscribed codes.
     pub events: MarketEvents,
     /// The orderbook depth bands, in basis points of the mid.
@@ -86,9 +113,9 @@ impl Series {
         let mut series = Self {
             metrics,
             subscription: Subscription::default(),
-            codes: HashMap::new(),
-            sizes: HashMap::new(),
-            delays: HashMap::new(),
+            codes: FastMap::default(),
+            sizes: FastMap::default(),
+            delays: FastMap::default(),
             events: MarketEvents::default(),
             depth_bands: DEFAULT_DEPTH_BANDS_BPS.to_vec(),
             candle_fields: CandleFields::ALL,

@@ -370,6 +370,23 @@ mod tests {
     }
 
     proptest! {
+        /// The fast path's numbers are serde_json's (`float_roundtrip`), bit for bit.
+        #[test]
+        fn numbers_read_as_serde_json_reads_them(
+            negative in any::<bool>(),
+            whole in "(0|[1-9][0-9]{0,19})",
+            fraction in proptest::option::of("[0-9]{1,24}"),
+        ) {
+            let text = format!(
+                "{}{whole}{}",
+                if negative { "-" } else { "" },
+                fraction.map(|f| format!(".{f}")).unwrap_or_default()
+            );
+            let ours = scan::as_f64(text.as_bytes()).unwrap();
+            let serde: f64 = serde_json::from_str(&text).unwrap();
+            prop_assert_eq!(ours.to_bits(), serde.to_bits(), "{}", text);
+        }
+
         #[test]
         fn mutated_frames_get_the_full_decodes_verdict(
             pick in 0usize..64,

@@ -140,11 +140,22 @@ impl<'a> Scanner<'a> {
         if self.null() {
             return Some(None);
         }
-        let text = self.number()?;
-        if !text.iter().all(u8::is_ascii_digit) {
+        // Digits only (a sign, fraction or exponent is refused), no leading zero, within u64.
+        let start = self.i;
+        let mut value: u64 = 0;
+        while let Some(&b) = self.b.get(self.i).filter(|b| b.is_ascii_digit()) {
+            value = value.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+            self.i += 1;
+        }
+        let digits = self.i - start;
+        let next = self.b.get(self.i).copied();
+        if digits == 0
+            || (digits > 1 && self.b[start] == b'0')
+            || matches!(next, Some(b'.' | b'e' | b'E'))
+        {
             return None;
         }
-        std::str::from_utf8(text).ok()?.parse().ok().map(Some)
+        Some(Some(value))
     }
 
     pub fn opt_bool(&mut self) -> Option<Option<bool>> {
@@ -234,7 +245,53 @@ fn plain_len(rest: &[u8]) -> usize {
         .unwrap_or(rest.len() - i)
 }
 
-/// A number's text (checked by [`Scanner::number`]) as the `f64` it denotes.
+/// A number's text (checked by [`Scanner::number`]) as the `f64` it denotes, correctly rounded.
+///
+/// Most of Upbit's numbers take Clinger's fast path: an integer mantissa below 2^53 and a power
+/// of ten up to 10^22 are both exact in an `f64`, so their quotient is the correctly rounded
+/// value (what `str::parse` and serde_json's `float_roundtrip` give). Others are parsed in full.
 pub(super) fn as_f64(text: &[u8]) -> Option<f64> {
+    const POWERS: [f64; 23] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+        1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+    ];
+    let (negative, digits) = match text.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, text),
+    };
+    let (mut mantissa, mut scale, mut fraction) = (0u64, 0usize, false);
+    let mut fast = true;
+    for &b in digits {
+        match b {
+            b'0'..=b'9' => match mantissa
+                .checked_mul(10)
+                .and_then(|m| m.checked_add(u64::from(b - b'0')))
+            {
+                Some(m) => {
+                    mantissa = m;
+                    scale += usize::from(fraction);
+                }
+                None => {
+                    fast = false;
+                    break;
+                }
+            },
+            b'.' => fraction = true,
+            _ => {
+                fast = false;
+                break;
+            }
+        }
+    }
+    if fast {
+        while scale > 0 && mantissa % 10 == 0 {
+            mantissa /= 10;
+            scale -= 1;
+        }
+        if mantissa < 1 << 53 && scale < POWERS.len() {
+            let value = mantissa as f64 / POWERS[scale];
+            return Some(if negative { -value } else { value });
+        }
+    }
     std::str::from_utf8(text).ok()?.parse().ok()
 }
