@@ -19,6 +19,7 @@
 //! they were, with only a new mailbox.
 
 use actix::{Actor, Context, Handler};
+use prometheus::local::LocalHistogram;
 
 use super::queue::StageQueue;
 use crate::clock::unix_seconds;
@@ -48,12 +49,15 @@ pub struct MetricsActor {
     drop_log: LogThrottle,
     /// The live stream's fan-out: every recorded message and link event, in order.
     stream: Publisher,
+    /// `upbit_pipeline_latency_seconds`, written once per batch.
+    latency: LocalHistogram,
 }
 
 impl MetricsActor {
     pub fn new(metrics: Metrics, subscription: Subscription, inbound: StageQueue) -> Self {
         Self {
             series: Series::new(metrics.clone(), subscription),
+            latency: metrics.pipeline_latency.local(),
             metrics,
             inbound,
             drop_log: LogThrottle::new(std::time::Duration::from_secs(10)),
@@ -133,10 +137,13 @@ impl Handler<FramesDecoded> for MetricsActor {
             .emit(&self.metrics);
         }
         // One observation per frame: every frame of a batch was read and finished together.
+        // Observed locally and written once, like the size and delay histograms.
         let latency = batch.read_at.elapsed().as_secs_f64();
         for _ in 0..frames {
-            self.metrics.pipeline_latency.observe(latency);
+            self.latency.observe(latency);
         }
+        self.latency.flush();
+        self.series.flush();
     }
 }
 

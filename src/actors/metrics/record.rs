@@ -35,8 +35,9 @@ impl Series {
         };
         pair.received.inc();
         pair.last_received.set(received_unix);
-        if let Some(ts) = brief.timestamp {
-            pair.delay
+        if let (Some(ts), Some(histograms)) = (brief.timestamp, &self.histograms[pair.type_index]) {
+            histograms
+                .delay
                 .observe((received_unix - ts as f64 / 1000.0).max(0.0));
         }
         match &brief.values {

@@ -18,7 +18,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
-use prometheus::{Counter, Gauge, Histogram, IntCounter, IntGauge};
+use prometheus::local::LocalHistogram;
+use prometheus::{Counter, Gauge, IntCounter, IntGauge};
 
 use super::figures::DEFAULT_DEPTH_BANDS_BPS;
 use super::market_events::MarketEvents;
@@ -58,8 +59,23 @@ pub(super) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
 pub(super) struct PairSeries {
     pub received: IntCounter,
     pub last_received: Gauge,
-    /// The type's delay histogram, held here so a message costs no lookup for it.
-    pub delay: Histogram,
+    /// Where the type's histograms are in [`Series::histograms`].
+    pub type_index: usize,
+}
+
+/// Every data type's place in the per-type arrays: its place in [`DataType::ALL`].
+pub(super) fn type_index(data_type: DataType) -> usize {
+    DataType::ALL
+        .iter()
+        .position(|t| *t == data_type)
+        .unwrap_or_default()
+}
+
+/// A type's size and delay histograms, observed locally (no atomics) and written to the
+/// registry once per batch by [`Series::flush`].
+pub(super) struct TypeHistograms {
+    pub size: LocalHistogram,
+    pub delay: LocalHistogram,
 }
 
 /// Everything kept for one subscribed code.
@@ -97,8 +113,8 @@ pub(super) struct Series {
     pub metrics: Metrics,
     subscription: Subscription,
     pub codes: FastMap<String, CodeSeries>,
-    sizes: FastMap<DataType, Histogram>,
-    delays: FastMap<DataType, Histogram>,
+    /// By [`type_index`], from the type's first subscription on.
+    pub histograms: [Option<TypeHistograms>; DataType::ALL.len()],
     /// Warning, caution and info series of the subscribed codes.
     pub events: MarketEvents,
     /// The orderbook depth bands, in basis points of the mid.
@@ -114,8 +130,7 @@ impl Series {
             metrics,
             subscription: Subscription::default(),
             codes: FastMap::default(),
-            sizes: FastMap::default(),
-            delays: FastMap::default(),
+            histograms: Default::default(),
             events: MarketEvents::default(),
             depth_bands: DEFAULT_DEPTH_BANDS_BPS.to_vec(),
             candle_fields: CandleFields::ALL,
@@ -147,16 +162,13 @@ impl Series {
         // history is worth keeping and there are at most 12 types.
         for (data_type, _) in next.entries() {
             let label = [data_type.as_str()];
-            self.sizes
-                .entry(data_type)
-                .or_insert_with(|| m.message_size.with_label_values(&label));
-            self.delays
-                .entry(data_type)
-                .or_insert_with(|| m.exchange_delay.with_label_values(&label));
+            self.histograms[type_index(data_type)].get_or_insert_with(|| TypeHistograms {
+                size: m.message_size.with_label_values(&label).local(),
+                delay: m.exchange_delay.with_label_values(&label).local(),
+            });
         }
         for (data_type, code) in next.pairs() {
             let series = self.codes.entry(code.to_owned()).or_default();
-            let delays = &self.delays;
             series.pairs.entry(data_type).or_insert_with(|| PairSeries {
                 received: m
                     .received_messages
@@ -164,7 +176,7 @@ impl Series {
                 last_received: m
                     .last_message_timestamp
                     .with_label_values(&[data_type.as_str(), code]),
-                delay: delays[&data_type].clone(),
+                type_index: type_index(data_type),
             });
         }
         for data_type in DataType::ALL {
@@ -240,8 +252,16 @@ impl Series {
 
     /// Observes one frame's size, if its type is subscribed (or was).
     pub fn frame_size(&self, data_type: DataType, bytes: usize) {
-        if let Some(histogram) = self.sizes.get(&data_type) {
-            histogram.observe(bytes as f64);
+        if let Some(histograms) = &self.histograms[type_index(data_type)] {
+            histograms.size.observe(bytes as f64);
+        }
+    }
+
+    /// Writes the batch's histogram observations to the registry.
+    pub fn flush(&self) {
+        for histograms in self.histograms.iter().flatten() {
+            histograms.size.flush();
+            histograms.delay.flush();
         }
     }
 
@@ -323,9 +343,11 @@ pub(super) mod tests {
     }
 
     impl Series {
-        /// [`Series::record`] of a decoded message.
+        /// [`Series::record`] of a decoded message, its histograms flushed.
         pub fn record_message(&mut self, message: Message, at: SystemTime, unix: f64) -> bool {
-            self.record(&market(message), at, unix)
+            let recorded = self.record(&market(message), at, unix);
+            self.flush();
+            recorded
         }
     }
 
