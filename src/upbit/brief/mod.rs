@@ -294,6 +294,15 @@ mod tests {
             r#","opening_price":true"#,
             r#","acc_trade_price_24h":228827082483.70729000"#,
             r#","signed_change_rate":-0"#,
+            r#","signed_change_rate":01"#,
+            r#","signed_change_rate":-01.5"#,
+            r#","signed_change_rate":1."#,
+            r#","signed_change_rate":-"#,
+            r#","signed_change_rate":1.e5"#,
+            r#","signed_change_rate":1.5e5"#,
+            r#","signed_change_rate":12345678901234567890.5"#,
+            r#","signed_change_rate":0.12345678901234567891"#,
+            r#","signed_change_rate":9007199254740993"#,
             r#","trade_timestamp":1e3"#,
             r#","trade_timestamp":18446744073709551616"#,
             r#","unknown":[1]"#,
@@ -385,6 +394,9 @@ mod tests {
             let ours = scan::as_f64(text.as_bytes()).unwrap();
             let serde: f64 = serde_json::from_str(&text).unwrap();
             prop_assert_eq!(ours.to_bits(), serde.to_bits(), "{}", text);
+            let mut scanner = scan::Scanner { b: text.as_bytes(), i: 0 };
+            prop_assert_eq!(scanner.f64().map(f64::to_bits), Some(serde.to_bits()), "{}", text);
+            prop_assert_eq!(scanner.i, text.len());
         }
 
         #[test]

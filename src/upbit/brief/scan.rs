@@ -109,8 +109,44 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    /// A number as the `f64` it denotes. Up to 19 digits without an exponent (nearly all of
+    /// Upbit's) it is read and converted in one pass; anything longer goes the long way.
     pub fn f64(&mut self) -> Option<f64> {
-        as_f64(self.number()?)
+        self.ws();
+        let (b, start) = (self.b, self.i);
+        let digit = |i: usize| b.get(i).map(|c| c.wrapping_sub(b'0')).filter(|d| *d < 10);
+        let negative = b.get(start) == Some(&b'-');
+        let mut i = start + usize::from(negative);
+        let (whole, mut mantissa) = (i, 0u64);
+        while let Some(d) = digit(i) {
+            mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(d));
+            i += 1;
+        }
+        if i == whole || (i - whole > 1 && b[whole] == b'0') {
+            return None;
+        }
+        let mut scale = 0;
+        if b.get(i) == Some(&b'.') {
+            i += 1;
+            let fraction = i;
+            while let Some(d) = digit(i) {
+                mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(d));
+                i += 1;
+            }
+            scale = i - fraction;
+            if scale == 0 {
+                return None;
+            }
+        }
+        // Nineteen digits cannot overflow the u64; more, or an exponent, take the long way.
+        if (i - whole) - usize::from(scale > 0) > 19 || matches!(b.get(i), Some(b'e' | b'E')) {
+            return as_f64(self.number()?);
+        }
+        self.i = i;
+        Some(clinger(negative, mantissa, scale).unwrap_or_else(|| {
+            // Checked by the scan above: plain digits, a point, a sign.
+            as_f64(&b[start..i]).unwrap_or(f64::NAN)
+        }))
     }
 
     pub fn opt_f64(&mut self) -> Option<Option<f64>> {
@@ -251,10 +287,6 @@ fn plain_len(rest: &[u8]) -> usize {
 /// of ten up to 10^22 are both exact in an `f64`, so their quotient is the correctly rounded
 /// value (what `str::parse` and serde_json's `float_roundtrip` give). Others are parsed in full.
 pub(super) fn as_f64(text: &[u8]) -> Option<f64> {
-    const POWERS: [f64; 23] = [
-        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
-        1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
-    ];
     let (negative, digits) = match text.split_first() {
         Some((b'-', rest)) => (true, rest),
         _ => (false, text),
@@ -284,14 +316,26 @@ pub(super) fn as_f64(text: &[u8]) -> Option<f64> {
         }
     }
     if fast {
-        while scale > 0 && mantissa % 10 == 0 {
-            mantissa /= 10;
-            scale -= 1;
-        }
-        if mantissa < 1 << 53 && scale < POWERS.len() {
-            let value = mantissa as f64 / POWERS[scale];
-            return Some(if negative { -value } else { value });
+        if let Some(value) = clinger(negative, mantissa, scale) {
+            return Some(value);
         }
     }
     std::str::from_utf8(text).ok()?.parse().ok()
+}
+
+/// `±mantissa / 10^scale` when one exact division gives it (see [`as_f64`]).
+fn clinger(negative: bool, mut mantissa: u64, mut scale: usize) -> Option<f64> {
+    const POWERS: [f64; 23] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+        1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+    ];
+    while scale > 0 && mantissa % 10 == 0 {
+        mantissa /= 10;
+        scale -= 1;
+    }
+    if mantissa >= 1 << 53 || scale >= POWERS.len() {
+        return None;
+    }
+    let value = mantissa as f64 / POWERS[scale];
+    Some(if negative { -value } else { value })
 }
