@@ -59,7 +59,7 @@ def main(source: str, target: str) -> None:
     rate.set_xlabel("offered k frames/s (ticker DEFAULT, 2 s per step)")
     rate.set_ylabel("counted k frames/s")
     rate.set_title("Sustained throughput")
-    rate.legend(fontsize=8, loc="upper left")
+    rate.legend(fontsize=8, loc="lower right")
 
     fig.suptitle(f"upbit-exporter end-to-end, {report['machine']}", fontsize=10)
     fig.tight_layout()
