@@ -169,7 +169,12 @@ fn decode(c: &mut Criterion) {
         brief.bench_with_input(BenchmarkId::from_parameter(&name), &frame, |b, frame| {
             b.iter(|| {
                 let mut n = 0usize;
-                decode_frame_brief_with(black_box(frame), |m| n += usize::from(m.is_ok()), |_| {});
+                decode_frame_brief_with(
+                    black_box(frame),
+                    |_| false,
+                    |m| n += usize::from(m.is_ok()),
+                    |_| {},
+                );
                 assert_eq!(n, 1);
             })
         });

@@ -30,6 +30,7 @@ use bytes::Bytes;
 
 use crate::messages::{FramesDecoded, FramesReceived, LinkChanged, MarketMessage};
 use crate::status::StatusBoards;
+use crate::stream::Publisher;
 use crate::telemetry::events::{DecodeFailed, FieldSkipped, ServerErrorReceived};
 use crate::telemetry::{LogThrottle, Metrics};
 use crate::upbit::decode::{decode_frame_brief_with, Decoded};
@@ -50,6 +51,8 @@ pub struct DecoderActor {
     field_log: LogThrottle,
     /// Where link events go on, in order with the decoded frames (the metrics actor).
     link_sink: Option<Recipient<LinkChanged>>,
+    /// The live stream: messages of a type some consumer wants are decoded in full here, once.
+    stream: Publisher,
 }
 
 impl DecoderActor {
@@ -70,7 +73,15 @@ impl DecoderActor {
             decode_log: LogThrottle::new(LOG_EVERY),
             field_log: LogThrottle::new(LOG_EVERY),
             link_sink: None,
+            stream: Publisher::disabled(),
         }
+    }
+
+    /// Decodes in full, at once, the messages of the types `stream`'s consumers want (the
+    /// metrics actor's publisher, which encodes them).
+    pub fn with_stream(mut self, stream: Publisher) -> Self {
+        self.stream = stream;
+        self
     }
 
     /// Forwards link events to `sink`, which must be the actor that receives `FramesDecoded`
@@ -141,13 +152,16 @@ impl DecoderActor {
         let mut skipped_fields: Vec<String> = Vec::new();
         let skipped = |field: &str| skipped_fields.push(field.to_owned());
         let mut frame_bytes = Some(payload.len());
+        let stream = &self.stream;
         decode_frame_brief_with(
             payload,
+            |data_type| stream.wants(data_type),
             |result| match result {
-                Ok(Decoded::Market { brief, json }) => out.push(MarketMessage {
+                Ok(Decoded::Market { brief, json, full }) => out.push(MarketMessage {
                     brief,
                     json: payload.slice_ref(json),
                     frame_bytes: frame_bytes.take(),
+                    full,
                 }),
                 Ok(Decoded::Control(control)) => match *control {
                     Message::Error(e) => ServerErrorReceived {

@@ -74,6 +74,10 @@ impl Pipeline {
                     .with_figures(&figures)
             })
         };
+        // The decoder asks the same publisher which types to decode in full at once.
+        let decoder_stream = stream
+            .cloned()
+            .map_or_else(Publisher::disabled, Publisher::new);
         let boards = StatusBoards::new(StatusBoard::new());
         let decoder = {
             let (metrics, status) = (metrics.clone(), boards.clone());
@@ -92,6 +96,7 @@ impl Pipeline {
                     metrics_queue,
                 )
                 .with_link_sink(link_sink)
+                .with_stream(decoder_stream)
             })
         };
         let spawn = spawn_connections(settings, &arbiter, metrics, decoder, connection_queue);

@@ -28,6 +28,12 @@ impl Publisher {
         Self::default()
     }
 
+    /// Whether some consumer may want messages of `data_type` (the decoder then decodes them in
+    /// full at once, for [`encode`](Self::encode)).
+    pub fn wants(&self, data_type: DataType) -> bool {
+        self.hub.as_ref().is_some_and(|hub| hub.wants(data_type))
+    }
+
     /// Encodes a market message when some consumer may want its type; `None` (and no work)
     /// otherwise.
     pub fn encode(&self, message: &Message, received_at: SystemTime) -> Option<Event> {

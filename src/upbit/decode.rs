@@ -108,24 +108,31 @@ pub fn decode_frame_lenient_with(
 /// One message of a frame as the hot path takes it.
 #[derive(Debug)]
 pub enum Decoded<'a> {
-    /// A market message: what the metrics need, and its JSON object (the whole frame, or its
-    /// element of a list frame) for whoever wants it decoded in full later ([`decode_as`]).
-    Market { brief: Brief, json: &'a [u8] },
+    /// A market message: what the metrics need, its JSON object (the whole frame, or its
+    /// element of a list frame) for whoever wants it decoded in full later ([`decode_as`]), and
+    /// the full message when it was decoded in full anyway (asked for, or not plain).
+    Market {
+        brief: Brief,
+        json: &'a [u8],
+        full: Option<Box<Message>>,
+    },
     /// A status, error or `LIST_SUBSCRIPTIONS` answer (boxed: rare, and large beside a brief).
     Control(Box<Message>),
 }
 
 /// Like [`decode_frame_lenient_with`], with market messages as their [`Brief`] and JSON: the
 /// same messages fail with the same errors and the same fields are reported skipped (the
-/// [`brief`](super::brief) module says how), at a fraction of the cost.
+/// [`brief`](super::brief) module says how), at a fraction of the cost. Messages of a type for
+/// which `full` says yes (someone will read them whole) are decoded in full at once instead.
 pub fn decode_frame_brief_with<'a>(
     payload: &'a [u8],
+    full: impl Fn(DataType) -> bool,
     mut sink: impl FnMut(Result<Decoded<'a>, DecodeError>),
     mut on_skipped: impl FnMut(&str),
 ) {
     let skipped: &mut dyn FnMut(&str) = &mut on_skipped;
     for_each_object(payload, |object| {
-        sink(object.and_then(|raw| decode_object_brief(raw, skipped)))
+        sink(object.and_then(|raw| decode_object_brief(raw, &full, skipped)))
     });
 }
 
@@ -162,16 +169,27 @@ fn for_each_object<'a>(payload: &'a [u8], mut f: impl FnMut(Result<&'a [u8], Dec
 /// The brief of a market message when it reads plainly, else what the full decode makes of it.
 fn decode_object_brief<'a>(
     raw: &'a [u8],
+    full: &dyn Fn(DataType) -> bool,
     skipped: &mut dyn FnMut(&str),
 ) -> Result<Decoded<'a>, DecodeError> {
     if let Some(data_type) = sniff_type(raw).and_then(DataType::from_wire) {
-        if let Some(brief) = Brief::read(data_type, raw) {
-            return Ok(Decoded::Market { brief, json: raw });
+        if !full(data_type) {
+            if let Some(brief) = Brief::read(data_type, raw) {
+                return Ok(Decoded::Market {
+                    brief,
+                    json: raw,
+                    full: None,
+                });
+            }
         }
     }
     let message = decode_object(raw, skipped)?;
     Ok(match Brief::of(&message) {
-        Some(brief) => Decoded::Market { brief, json: raw },
+        Some(brief) => Decoded::Market {
+            brief,
+            json: raw,
+            full: Some(Box::new(message)),
+        },
         None => Decoded::Control(Box::new(message)),
     })
 }

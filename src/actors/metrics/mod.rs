@@ -115,12 +115,16 @@ impl Handler<FramesDecoded> for MetricsActor {
                 unsubscribed += 1;
                 continue;
             }
-            // Decoded in full and encoded only when some consumer wants the type.
-            live.extend(self.stream.encode_json(
-                message.brief.data_type,
-                &message.json,
-                batch.received_at,
-            ));
+            // Encoded only when some consumer wants the type; decoded in full here only when the
+            // decoder did not (a consumer joined in between).
+            live.extend(match &message.full {
+                Some(full) => self.stream.encode(full, batch.received_at),
+                None => self.stream.encode_json(
+                    message.brief.data_type,
+                    &message.json,
+                    batch.received_at,
+                ),
+            });
         }
         self.stream.publish(&live);
         self.inbound.release(count);

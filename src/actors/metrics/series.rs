@@ -339,6 +339,7 @@ pub(super) mod tests {
             brief: Brief::of(&message).unwrap(),
             frame_bytes: Some(json.len()),
             json: json.into(),
+            full: None,
         }
     }
 

@@ -246,16 +246,24 @@ mod tests {
         (out, skipped)
     }
 
-    fn brief(frame: &[u8]) -> Verdict {
+    /// The brief path's verdict; `whole`: decode every market message in full at once (as when
+    /// a live-stream consumer wants every type).
+    fn brief(frame: &[u8], whole: bool) -> Verdict {
         let (mut out, mut skipped) = (Vec::new(), Vec::new());
         decode_frame_brief_with(
             frame,
+            |_| whole,
             |m| {
                 out.push(
                     m.map(|m| match m {
-                        Decoded::Market { brief, json } => {
-                            let full = decode_as(brief.data_type, json).expect("its JSON decodes");
-                            (Some(brief), full)
+                        Decoded::Market { brief, json, full } => {
+                            let decoded =
+                                decode_as(brief.data_type, json).expect("its JSON decodes");
+                            match full {
+                                Some(full) => assert_eq!(*full, decoded),
+                                None => assert!(!whole, "asked for in full"),
+                            }
+                            (Some(brief), decoded)
                         }
                         Decoded::Control(message) => (None, *message),
                     })
@@ -334,8 +342,15 @@ mod tests {
     #[test]
     fn every_recorded_and_odd_frame_gets_the_full_decodes_verdict() {
         for frame in frames() {
-            let (full, brief) = (full(&frame), brief(&frame));
-            assert_eq!(brief, full, "{}", String::from_utf8_lossy(&frame));
+            let full = full(&frame);
+            for whole in [false, true] {
+                assert_eq!(
+                    brief(&frame, whole),
+                    full,
+                    "{}",
+                    String::from_utf8_lossy(&frame)
+                );
+            }
         }
     }
 
@@ -363,8 +378,9 @@ mod tests {
     fn for_each_market_object(frame: &[u8], mut f: impl FnMut(DataType, &[u8])) {
         decode_frame_brief_with(
             frame,
+            |_| false,
             |m| {
-                if let Ok(Decoded::Market { brief, json }) = m {
+                if let Ok(Decoded::Market { brief, json, .. }) = m {
                     f(brief.data_type, json);
                 }
             },
@@ -411,7 +427,8 @@ mod tests {
             let at = flip % frame.len();
             frame[at] = byte;
             frame.truncate(cut.max(1).min(frame.len()));
-            prop_assert_eq!(brief(&frame), full(&frame));
+            prop_assert_eq!(brief(&frame, false), full(&frame));
+            prop_assert_eq!(brief(&frame, true), full(&frame));
         }
     }
 }
