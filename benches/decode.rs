@@ -6,6 +6,7 @@
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use serde_json::{Map, Value};
 use std::hint::black_box;
+use upbit_exporter::upbit::decode::decode_frame_brief_with;
 use upbit_exporter::upbit::decode_frame_with;
 
 const TICKER: &str = include_str!("../tests/fixtures/upbit/ticker_default_1.json");
@@ -96,6 +97,14 @@ fn orderbook(units: usize) -> Value {
     book
 }
 
+/// The object's JSON with its type key first, where Upbit puts it (a `Map` sorts its keys).
+fn type_first(value: &Value, key: &str) -> Vec<u8> {
+    let mut rest = value.clone();
+    let data_type = rest.as_object_mut().unwrap().remove(key).unwrap();
+    let rest = serde_json::to_string(&rest).unwrap();
+    format!("{{\"{key}\":{data_type},{}", &rest[1..]).into_bytes()
+}
+
 fn frames() -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     let kinds: Vec<(&str, Value, bool)> = vec![
@@ -106,13 +115,10 @@ fn frames() -> Vec<(String, Vec<u8>)> {
         ("candle", serde_json::from_str(CANDLE).unwrap(), false),
     ];
     for (name, value, is_ticker) in kinds {
-        out.push((
-            format!("{name}/DEFAULT"),
-            serde_json::to_vec(&value).unwrap(),
-        ));
+        out.push((format!("{name}/DEFAULT"), type_first(&value, "type")));
         out.push((
             format!("{name}/SIMPLE"),
-            serde_json::to_vec(&simple(&value, is_ticker)).unwrap(),
+            type_first(&simple(&value, is_ticker), "ty"),
         ));
     }
     out
@@ -143,6 +149,37 @@ fn decode(c: &mut Criterion) {
         });
     }
     group.finish();
+
+    // The hot path's decode: what the metrics need, borrowed, every other field checked.
+    let mut brief = c.benchmark_group("brief");
+    for (name, frame) in frames() {
+        let data_type = name
+            .split(['/', '1', '3'])
+            .next()
+            .unwrap()
+            .replace("candle", "candle.1s")
+            .parse()
+            .unwrap();
+        assert!(
+            upbit_exporter::upbit::brief::Brief::read(data_type, &frame).is_some(),
+            "{name} takes the fast path: {}",
+            String::from_utf8_lossy(&frame)
+        );
+        brief.throughput(Throughput::Bytes(frame.len() as u64));
+        brief.bench_with_input(BenchmarkId::from_parameter(&name), &frame, |b, frame| {
+            b.iter(|| {
+                let mut n = 0usize;
+                decode_frame_brief_with(
+                    black_box(frame),
+                    |_| false,
+                    |m| n += usize::from(m.is_ok()),
+                    |_| {},
+                );
+                assert_eq!(n, 1);
+            })
+        });
+    }
+    brief.finish();
 
     let mut floor = c.benchmark_group("floor");
     for (name, frame) in frames()

@@ -64,13 +64,28 @@ pub enum LinkChange {
 pub struct FramesDecoded {
     /// Market messages only, in arrival order; status, error and subscription-list frames are
     /// handled upstream.
-    pub messages: Vec<upbit::Message>,
-    /// Type and payload size of every frame that held market messages.
-    pub frame_sizes: Vec<(upbit::DataType, usize)>,
+    pub messages: Vec<MarketMessage>,
     /// When the frames were read from the socket.
     pub received_at: SystemTime,
     /// Monotonic time the frames were read, for the pipeline latency.
     pub read_at: Instant,
+}
+
+/// One market message on its way to the metrics: what they need, and its JSON for the rest.
+#[derive(Debug)]
+pub struct MarketMessage {
+    /// What the metrics read, decoded without allocating.
+    pub brief: upbit::brief::Brief,
+    /// The message's JSON object (the frame, or its element of a list frame), untouched: the
+    /// latest data keeps a copy and the live stream encodes it, each decoding it in full only
+    /// when someone reads it.
+    pub json: Bytes,
+    /// The payload size of the frame, on the first market message of each frame (`None` on the
+    /// others of a list frame): the size histogram and the pipeline latency count frames.
+    pub frame_bytes: Option<usize>,
+    /// The whole message, when the decoder decoded it in full (a live-stream consumer wanted
+    /// its type, or it was not plain), so the stream need not decode it again.
+    pub full: Option<Box<upbit::Message>>,
 }
 
 /// The desired subscription changed: create series for new pairs, remove those of old ones.
@@ -170,7 +185,8 @@ pub struct SetSubscription {
 
 // --- MetricsActor queries (data API) ----------------------------------------------------------
 
-/// The latest data of every subscribed code.
+/// The latest ticker of every subscribed code (the other kinds are left out: the list shows
+/// tickers only, and each latest message is decoded when asked for).
 #[derive(Message, Debug)]
 #[rtype(result = "Vec<(String, crate::view::LatestMarket)>")]
 pub struct GetMarkets;

@@ -1,5 +1,6 @@
 //! What the service shows of market data, shared by the data API, the live stream and the
-//! metrics actor's cache: the latest messages per code ([`LatestMarket`]) and one message in its
+//! metrics actor's cache: the latest messages per code as received ([`LatestFrames`], what the
+//! cache keeps) and decoded ([`LatestMarket`], what the data API shows), and one message in its
 //! normalised JSON shape ([`Entry`]).
 
 use std::time::SystemTime;
@@ -8,8 +9,110 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::clock::unix_ms;
+use crate::upbit::decode::decode_as;
 use crate::upbit::model::{Candle, Orderbook, Ticker, Trade};
 use crate::upbit::{DataType, Message};
+
+/// The latest message of each kind for one code, as its JSON: kept on every message without an
+/// allocation (each slot reuses its room), decoded only when the data API asks.
+#[derive(Debug, Clone, Default)]
+pub struct LatestFrames {
+    ticker: Option<LatestFrame>,
+    trade: Option<LatestFrame>,
+    orderbook: Option<LatestFrame>,
+    candle: Option<LatestFrame>,
+}
+
+/// One kept message: its type, JSON object and receive time.
+#[derive(Debug, Clone)]
+struct LatestFrame {
+    data_type: DataType,
+    json: Vec<u8>,
+    received_at: SystemTime,
+}
+
+impl LatestFrame {
+    fn decode(&self) -> Option<(Message, SystemTime)> {
+        // It decoded when it arrived, so it does again; `None` would only hide a bug.
+        decode_as(self.data_type, &self.json)
+            .ok()
+            .map(|message| (message, self.received_at))
+    }
+}
+
+impl LatestFrames {
+    /// Keeps `json`, a market message of `data_type` received at `received_at`, as the latest
+    /// of its kind.
+    pub fn keep(&mut self, data_type: DataType, json: &[u8], received_at: SystemTime) {
+        let slot = match data_type {
+            DataType::Ticker => &mut self.ticker,
+            DataType::Trade => &mut self.trade,
+            DataType::Orderbook => &mut self.orderbook,
+            DataType::Candle(_) => &mut self.candle,
+        };
+        match slot {
+            // The room of the last one is reused, unless an outsized message left far too much.
+            Some(frame) if frame.json.capacity() <= 4 * json.len().max(4096) => {
+                frame.data_type = data_type;
+                frame.json.clear();
+                frame.json.extend_from_slice(json);
+                frame.received_at = received_at;
+            }
+            _ => {
+                *slot = Some(LatestFrame {
+                    data_type,
+                    json: json.to_vec(),
+                    received_at,
+                })
+            }
+        }
+    }
+
+    /// Every kind's latest message, decoded.
+    pub fn decode(&self) -> LatestMarket {
+        let mut latest = self.decode_ticker();
+        latest.trade = self
+            .trade
+            .as_ref()
+            .and_then(LatestFrame::decode)
+            .and_then(|m| match m {
+                (Message::Trade(t), at) => Some((t, at)),
+                _ => None,
+            });
+        latest.orderbook = self
+            .orderbook
+            .as_ref()
+            .and_then(LatestFrame::decode)
+            .and_then(|m| match m {
+                (Message::Orderbook(o), at) => Some((o, at)),
+                _ => None,
+            });
+        latest.candle = self
+            .candle
+            .as_ref()
+            .and_then(LatestFrame::decode)
+            .and_then(|m| match m {
+                (Message::Candle(c), at) => Some((c, at)),
+                _ => None,
+            });
+        latest
+    }
+
+    /// The latest ticker alone, decoded (the other kinds left `None`).
+    pub fn decode_ticker(&self) -> LatestMarket {
+        LatestMarket {
+            ticker: self
+                .ticker
+                .as_ref()
+                .and_then(LatestFrame::decode)
+                .and_then(|m| match m {
+                    (Message::Ticker(t), at) => Some((t, at)),
+                    _ => None,
+                }),
+            ..LatestMarket::default()
+        }
+    }
+}
 
 /// The latest message of each kind for one code, with its receive time (the data API).
 #[derive(Debug, Clone, Default)]

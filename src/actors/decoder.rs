@@ -26,11 +26,14 @@ use std::time::Duration;
 use actix::{Actor, Context, Handler, Recipient};
 
 use super::queue::{StageQueue, StageSender};
-use crate::messages::{FramesDecoded, FramesReceived, LinkChanged};
+use bytes::Bytes;
+
+use crate::messages::{FramesDecoded, FramesReceived, LinkChanged, MarketMessage};
 use crate::status::StatusBoards;
+use crate::stream::Publisher;
 use crate::telemetry::events::{DecodeFailed, FieldSkipped, ServerErrorReceived};
 use crate::telemetry::{LogThrottle, Metrics};
-use crate::upbit::decode::decode_frame_lenient_with;
+use crate::upbit::decode::{decode_frame_brief_with, Decoded};
 use crate::upbit::{DecodeError, Message};
 
 /// How often a flood of bad frames or drops may write a log line.
@@ -48,6 +51,8 @@ pub struct DecoderActor {
     field_log: LogThrottle,
     /// Where link events go on, in order with the decoded frames (the metrics actor).
     link_sink: Option<Recipient<LinkChanged>>,
+    /// The live stream: messages of a type some consumer wants are decoded in full here, once.
+    stream: Publisher,
 }
 
 impl DecoderActor {
@@ -68,7 +73,15 @@ impl DecoderActor {
             decode_log: LogThrottle::new(LOG_EVERY),
             field_log: LogThrottle::new(LOG_EVERY),
             link_sink: None,
+            stream: Publisher::disabled(),
         }
+    }
+
+    /// Decodes in full, at once, the messages of the types `stream`'s consumers want (the
+    /// metrics actor's publisher, which encodes them).
+    pub fn with_stream(mut self, stream: Publisher) -> Self {
+        self.stream = stream;
+        self
     }
 
     /// Forwards link events to `sink`, which must be the actor that receives `FramesDecoded`
@@ -111,18 +124,12 @@ impl Handler<FramesReceived> for DecoderActor {
     fn handle(&mut self, batch: FramesReceived, _: &mut Self::Context) {
         let frames = batch.payloads.len();
         let mut messages = Vec::with_capacity(frames);
-        let mut frame_sizes = Vec::with_capacity(frames);
         for payload in &batch.payloads {
-            let before = messages.len();
             self.decode(batch.connection, payload, &mut messages);
-            if let Some(data_type) = messages.get(before).and_then(Message::data_type) {
-                frame_sizes.push((data_type, payload.len()));
-            }
         }
         self.inbound.release(frames);
         let wrap = |messages| FramesDecoded {
             messages,
-            frame_sizes,
             received_at: batch.received_at,
             read_at: batch.read_at,
         };
@@ -132,7 +139,7 @@ impl Handler<FramesReceived> for DecoderActor {
 
 impl DecoderActor {
     /// Decodes one frame: market messages to `out`, everything else handled here.
-    fn decode(&mut self, connection: usize, payload: &[u8], out: &mut Vec<Message>) {
+    fn decode(&mut self, connection: usize, payload: &Bytes, out: &mut Vec<MarketMessage>) {
         if payload.len() > self.max_frame_bytes {
             let error = DecodeError::Oversized {
                 size: payload.len(),
@@ -144,25 +151,36 @@ impl DecoderActor {
         let mut failures = Vec::new();
         let mut skipped_fields: Vec<String> = Vec::new();
         let skipped = |field: &str| skipped_fields.push(field.to_owned());
-        decode_frame_lenient_with(
+        let mut frame_bytes = Some(payload.len());
+        let stream = &self.stream;
+        decode_frame_brief_with(
             payload,
+            |data_type| stream.wants(data_type),
             |result| match result {
-                Ok(Message::Status(_)) => {}
-                Ok(Message::Error(e)) => ServerErrorReceived {
-                    name: &e.name,
-                    message: e.message.as_deref(),
-                }
-                .emit(&self.metrics),
-                Ok(Message::Subscriptions(list)) => {
-                    log::info!(
-                        "Upbit acknowledged subscription entries={}",
-                        list.result.len()
-                    );
-                    if let Some(board) = self.status.get(connection) {
-                        board.update(|s| s.acknowledged = Some(list.result));
+                Ok(Decoded::Market { brief, json, full }) => out.push(MarketMessage {
+                    brief,
+                    json: payload.slice_ref(json),
+                    frame_bytes: frame_bytes.take(),
+                    full,
+                }),
+                Ok(Decoded::Control(control)) => match *control {
+                    Message::Error(e) => ServerErrorReceived {
+                        name: &e.name,
+                        message: e.message.as_deref(),
                     }
-                }
-                Ok(market) => out.push(market),
+                    .emit(&self.metrics),
+                    Message::Subscriptions(list) => {
+                        log::info!(
+                            "Upbit acknowledged subscription entries={}",
+                            list.result.len()
+                        );
+                        if let Some(board) = self.status.get(connection) {
+                            board.update(|s| s.acknowledged = Some(list.result));
+                        }
+                    }
+                    // Status frames only prove liveness; market messages come as `Market`.
+                    _ => {}
+                },
                 Err(error) => failures.push(error),
             },
             skipped,

@@ -62,16 +62,19 @@ impl Pipeline {
         .map_err(StartError::metrics)?;
         let connection_queue = decoder_queue.clone();
         let arbiter = Arbiter::new();
+        // The stream's publisher: the metrics actor publishes through it, and the decoder asks
+        // it which types to decode in full at once (every type when a sink takes the stream).
+        let publisher = stream
+            .cloned()
+            .map_or_else(Publisher::disabled, Publisher::new);
+        let publisher = match sink {
+            Some(sink) => publisher.with_sink(sink),
+            None => publisher,
+        };
         let metrics_actor = {
             let (metrics, subscription) = (metrics.clone(), subscription.clone());
             let inbound = metrics_queue.clone();
-            let publisher = stream
-                .cloned()
-                .map_or_else(Publisher::disabled, Publisher::new);
-            let publisher = match sink {
-                Some(sink) => publisher.with_sink(sink),
-                None => publisher,
-            };
+            let publisher = publisher.clone();
             let figures = settings.metrics.clone();
             MetricsActor::start_in_arbiter(&arbiter.handle(), move |_| {
                 MetricsActor::new(metrics, subscription, inbound)
@@ -79,6 +82,7 @@ impl Pipeline {
                     .with_figures(&figures)
             })
         };
+        let decoder_stream = publisher;
         let boards = StatusBoards::new(StatusBoard::new());
         let decoder = {
             let (metrics, status) = (metrics.clone(), boards.clone());
@@ -97,6 +101,7 @@ impl Pipeline {
                     metrics_queue,
                 )
                 .with_link_sink(link_sink)
+                .with_stream(decoder_stream)
             })
         };
         let spawn = spawn_connections(settings, &arbiter, metrics, decoder, connection_queue);

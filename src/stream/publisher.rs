@@ -1,8 +1,9 @@
 //! The pipeline's side of the live stream: what the metrics actor holds.
 //!
 //! It encodes a market message only when some consumer may want its type (nothing at all while
-//! nobody listens), hands each batch to the hub, and turns link events into stream events, in
-//! order with the batches around them. A disabled stream is a publisher without a hub.
+//! nobody listens; the pipeline hands it the message's JSON, decoded in full only then), hands
+//! each batch to the hub, and turns link events into stream events, in order with the batches
+//! around them. A disabled stream is a publisher without a hub.
 //!
 //! A sink ([`EventSink`], e.g. NATS) takes every batch beside the hub: with one attached, every
 //! market message is encoded and carries its deduplication id.
@@ -14,7 +15,8 @@ use super::event::Event;
 use super::hub::Hub;
 use super::sink::EventSink;
 use crate::messages::LinkChanged;
-use crate::upbit::Message;
+use crate::upbit::decode::decode_as;
+use crate::upbit::{DataType, Message};
 
 /// What the pipeline holds: a hub, or nothing when the stream is disabled.
 #[derive(Clone, Default)]
@@ -42,6 +44,12 @@ impl Publisher {
         Self::default()
     }
 
+    /// Whether some consumer may want messages of `data_type` (the decoder then decodes them in
+    /// full at once, for [`encode`](Self::encode)).
+    pub fn wants(&self, data_type: DataType) -> bool {
+        self.sink.is_some() || self.hub.as_ref().is_some_and(|hub| hub.wants(data_type))
+    }
+
     /// Encodes a market message when some consumer may want its type; `None` (and no work)
     /// otherwise.
     pub fn encode(&self, message: &Message, received_at: SystemTime) -> Option<Event> {
@@ -56,6 +64,20 @@ impl Publisher {
             return None;
         }
         Event::market(message, received_at)
+    }
+
+    /// Like [`encode`](Self::encode), for a market message of `data_type` given as its JSON
+    /// object: decoded in full only when some consumer may want the type.
+    pub fn encode_json(
+        &self,
+        data_type: DataType,
+        json: &[u8],
+        received_at: SystemTime,
+    ) -> Option<Event> {
+        if !self.wants(data_type) {
+            return None;
+        }
+        self.encode(&decode_as(data_type, json).ok()?, received_at)
     }
 
     /// Fans a batch out.
@@ -172,6 +194,17 @@ mod tests {
         assert_eq!(got[0].encoded, event.encoded);
         assert_eq!(got[1].encoded.name, "link");
         assert_eq!(got[1].id, None);
+        // The decoder asks `wants` whether to decode in full; with a sink, every type.
+        assert!(DataType::ALL.iter().all(|&t| publisher.wants(t)));
+        // A message that travels as its JSON (decoded in full here) gets its id too.
+        let frame = include_bytes!("../../tests/fixtures/upbit/trade_default_1.json");
+        let from_json = publisher
+            .encode_json(DataType::Trade, frame, SystemTime::now())
+            .expect("encoded from JSON");
+        assert!(from_json
+            .id
+            .as_deref()
+            .is_some_and(|id| id.starts_with("trade:KRW-BTC:")));
         let alone = Publisher::disabled().with_sink(sink.clone());
         assert!(
             alone.encode(&trade(), SystemTime::now()).is_some(),

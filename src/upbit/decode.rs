@@ -15,6 +15,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
+use super::brief::Brief;
 use super::model::{
     Candle, Message, Orderbook, ServerError, Status, SubscriptionList, Ticker, Trade,
 };
@@ -99,26 +100,98 @@ pub fn decode_frame_lenient_with(
     mut on_skipped: impl FnMut(&str),
 ) {
     let skipped: &mut dyn FnMut(&str) = &mut on_skipped;
+    for_each_object(payload, |object| {
+        sink(object.and_then(|raw| decode_object(raw, skipped)))
+    });
+}
+
+/// One message of a frame as the hot path takes it.
+#[derive(Debug)]
+pub enum Decoded<'a> {
+    /// A market message: what the metrics need, its JSON object (the whole frame, or its
+    /// element of a list frame) for whoever wants it decoded in full later ([`decode_as`]), and
+    /// the full message when it was decoded in full anyway (asked for, or not plain).
+    Market {
+        brief: Brief,
+        json: &'a [u8],
+        full: Option<Box<Message>>,
+    },
+    /// A status, error or `LIST_SUBSCRIPTIONS` answer (boxed: rare, and large beside a brief).
+    Control(Box<Message>),
+}
+
+/// Like [`decode_frame_lenient_with`], with market messages as their [`Brief`] and JSON: the
+/// same messages fail with the same errors and the same fields are reported skipped (the
+/// [`brief`](super::brief) module says how), at a fraction of the cost. Messages of a type for
+/// which `full` says yes (someone will read them whole) are decoded in full at once instead.
+pub fn decode_frame_brief_with<'a>(
+    payload: &'a [u8],
+    full: impl Fn(DataType) -> bool,
+    mut sink: impl FnMut(Result<Decoded<'a>, DecodeError>),
+    mut on_skipped: impl FnMut(&str),
+) {
+    let skipped: &mut dyn FnMut(&str) = &mut on_skipped;
+    for_each_object(payload, |object| {
+        sink(object.and_then(|raw| decode_object_brief(raw, &full, skipped)))
+    });
+}
+
+/// Fully decodes the JSON object of a market message of `data_type`, leniently (a field of the
+/// wrong shape reads as absent, unreported): what [`Decoded::Market`]'s JSON holds.
+pub fn decode_as(data_type: DataType, raw: &[u8]) -> Result<Message, DecodeError> {
+    decode_typed(data_type, raw, &mut |_| {})
+}
+
+/// Calls `f` with each object of a frame (one, or each element of a list), or why there is none.
+fn for_each_object<'a>(payload: &'a [u8], mut f: impl FnMut(Result<&'a [u8], DecodeError>)) {
     match first_non_space(payload) {
-        Some(b'{') => sink(decode_object(payload, skipped)),
+        Some(b'{') => f(Ok(payload)),
         Some(b'[') => match serde_json::from_slice::<Vec<&RawValue>>(payload) {
             Ok(elements) => {
                 for element in elements {
                     let raw = element.get().as_bytes();
                     if first_non_space(raw) == Some(b'{') {
-                        sink(decode_object(raw, skipped));
+                        f(Ok(raw));
                     } else {
-                        sink(Err(DecodeError::NotAnObject));
+                        f(Err(DecodeError::NotAnObject));
                     }
                 }
             }
-            Err(err) => sink(Err(DecodeError::from_serde(err))),
+            Err(err) => f(Err(DecodeError::from_serde(err))),
         },
-        _ => sink(Err(match serde_json::from_slice::<IgnoredAny>(payload) {
+        _ => f(Err(match serde_json::from_slice::<IgnoredAny>(payload) {
             Ok(_) => DecodeError::NotAnObject,
             Err(err) => DecodeError::InvalidJson(err),
         })),
     }
+}
+
+/// The brief of a market message when it reads plainly, else what the full decode makes of it.
+fn decode_object_brief<'a>(
+    raw: &'a [u8],
+    full: &dyn Fn(DataType) -> bool,
+    skipped: &mut dyn FnMut(&str),
+) -> Result<Decoded<'a>, DecodeError> {
+    if let Some(data_type) = sniff_type(raw).and_then(DataType::from_wire) {
+        if !full(data_type) {
+            if let Some(brief) = Brief::read(data_type, raw) {
+                return Ok(Decoded::Market {
+                    brief,
+                    json: raw,
+                    full: None,
+                });
+            }
+        }
+    }
+    let message = decode_object(raw, skipped)?;
+    Ok(match Brief::of(&message) {
+        Some(brief) => Decoded::Market {
+            brief,
+            json: raw,
+            full: Some(Box::new(message)),
+        },
+        None => Decoded::Control(Box::new(message)),
+    })
 }
 
 /// Convenience form of [`decode_frame_with`] that collects the results.
@@ -153,11 +226,11 @@ struct Probe<'a> {
 
 fn decode_object(raw: &[u8], skipped: &mut dyn FnMut(&str)) -> Result<Message, DecodeError> {
     if let Some(name) = sniff_type(raw) {
-        return decode_typed(name, raw, skipped);
+        return decode_named(name, raw, skipped);
     }
     let probe: Probe = serde_json::from_slice(raw).map_err(DecodeError::from_serde)?;
     if let Some(name) = probe.data_type {
-        return decode_typed(&name, raw, skipped);
+        return decode_named(&name, raw, skipped);
     }
     if let Some(error) = probe.error {
         return Ok(Message::Error(error));
@@ -171,20 +244,30 @@ fn decode_object(raw: &[u8], skipped: &mut dyn FnMut(&str)) -> Result<Message, D
     Err(DecodeError::MissingType)
 }
 
-fn decode_typed(
+fn decode_named(
     name: &str,
     raw: &[u8],
     skipped: &mut dyn FnMut(&str),
 ) -> Result<Message, DecodeError> {
     match DataType::from_wire(name) {
-        Some(DataType::Ticker) => parse::<Ticker>(raw, skipped).map(Message::Ticker),
-        Some(DataType::Trade) => parse::<Trade>(raw, skipped).map(Message::Trade),
-        Some(DataType::Orderbook) => parse::<Orderbook>(raw, skipped).map(Message::Orderbook),
-        Some(DataType::Candle(interval)) => parse::<Candle>(raw, skipped).map(|mut candle| {
+        Some(data_type) => decode_typed(data_type, raw, skipped),
+        None => Err(DecodeError::UnknownType(truncate(name, 40))),
+    }
+}
+
+fn decode_typed(
+    data_type: DataType,
+    raw: &[u8],
+    skipped: &mut dyn FnMut(&str),
+) -> Result<Message, DecodeError> {
+    match data_type {
+        DataType::Ticker => parse::<Ticker>(raw, skipped).map(Message::Ticker),
+        DataType::Trade => parse::<Trade>(raw, skipped).map(Message::Trade),
+        DataType::Orderbook => parse::<Orderbook>(raw, skipped).map(Message::Orderbook),
+        DataType::Candle(interval) => parse::<Candle>(raw, skipped).map(|mut candle| {
             candle.interval = interval;
             Message::Candle(candle)
         }),
-        None => Err(DecodeError::UnknownType(truncate(name, 40))),
     }
 }
 

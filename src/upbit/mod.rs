@@ -3,9 +3,11 @@
 //! - [`types`]: data types, formats, market codes (shared with the simulator);
 //! - [`model`]: wire types, one per message kind, each documenting a real payload;
 //! - [`decode`]: frames to messages, in all four formats;
+//! - [`brief`]: the hot path's decode, only what the metrics need, without allocating;
 //! - [`request`]: the subscription and `LIST_SUBSCRIPTIONS` requests;
 //! - [`market_list`]: the REST market list with its market events, read leniently.
 
+pub mod brief;
 pub mod decode;
 pub mod market_list;
 pub mod model;

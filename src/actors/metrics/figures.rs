@@ -16,7 +16,7 @@
 //!   message. When all received levels fall inside the band, the band may reach past the last
 //!   unit and its depth is a lower bound: complete is false.
 
-use crate::upbit::model::Orderbook;
+use crate::upbit::model::OrderbookUnit;
 
 /// The most depth bands a book is measured at (the settings reject more), so the per-band sums
 /// live on the stack.
@@ -45,11 +45,11 @@ pub struct BookFigures {
     pub depth: [[SideDepth; 2]; MAX_DEPTH_BANDS],
 }
 
-/// Computes the figures of `book` for `bands` (basis points; at most [`MAX_DEPTH_BANDS`], any
-/// beyond are ignored).
-pub fn book_figures(book: &Orderbook, bands: &[u32]) -> BookFigures {
+/// Computes the figures of a book's `units` (best first) for `bands` (basis points; at most
+/// [`MAX_DEPTH_BANDS`], any beyond are ignored).
+pub fn book_figures(units: &[OrderbookUnit], bands: &[u32]) -> BookFigures {
     let bands = &bands[..bands.len().min(MAX_DEPTH_BANDS)];
-    let first = book.orderbook_units.first();
+    let first = units.first();
     let best_ask = first
         .filter(|u| u.ask_price > 0.0 && u.ask_size > 0.0)
         .map(|u| u.ask_price);
@@ -72,7 +72,7 @@ pub fn book_figures(book: &Orderbook, bands: &[u32]) -> BookFigures {
     };
     let mut depth = [[empty; 2]; MAX_DEPTH_BANDS];
     let (mut ask_size, mut bid_size) = (0.0, 0.0);
-    for unit in &book.orderbook_units {
+    for unit in units {
         let ask = unit.ask_price > 0.0 && unit.ask_size > 0.0;
         let bid = unit.bid_price > 0.0 && unit.bid_size > 0.0;
         if ask {
@@ -116,7 +116,6 @@ pub fn book_figures(book: &Orderbook, bands: &[u32]) -> BookFigures {
 mod tests {
     use super::*;
     use crate::upbit::decode::decode_frame;
-    use crate::upbit::model::OrderbookUnit;
     use crate::upbit::Message;
 
     fn unit(ask_price: f64, ask_size: f64, bid_price: f64, bid_size: f64) -> OrderbookUnit {
@@ -128,16 +127,8 @@ mod tests {
         }
     }
 
-    fn book(units: Vec<OrderbookUnit>) -> Orderbook {
-        Orderbook {
-            code: "KRW-BTC".into(),
-            total_ask_size: units.iter().map(|u| u.ask_size).sum(),
-            total_bid_size: units.iter().map(|u| u.bid_size).sum(),
-            orderbook_units: units,
-            timestamp: None,
-            level: None,
-            stream_type: None,
-        }
+    fn book(units: Vec<OrderbookUnit>) -> Vec<OrderbookUnit> {
+        units
     }
 
     fn depth(f: &BookFigures, band: usize) -> [(f64, bool); 2] {
@@ -229,7 +220,7 @@ mod tests {
         let simple = br#"{"ty":"orderbook","cd":"KRW-BTC","tms":1,"tas":3.0,"tbs":4.0,"obu":[{"ap":101.0,"bp":99.0,"as":1.0,"bs":2.0},{"ap":103.0,"bp":97.0,"as":2.0,"bs":2.0}],"st":"REALTIME"}"#;
         let default = br#"[{"type":"orderbook","code":"KRW-BTC","timestamp":1,"total_ask_size":3.0,"total_bid_size":4.0,"orderbook_units":[{"ask_price":101.0,"bid_price":99.0,"ask_size":1.0,"bid_size":2.0},{"ask_price":103.0,"bid_price":97.0,"ask_size":2.0,"bid_size":2.0}],"stream_type":"REALTIME"}]"#;
         let figures = |bytes: &[u8]| match decode_frame(bytes).remove(0).unwrap() {
-            Message::Orderbook(o) => book_figures(&o, &[100, 200]),
+            Message::Orderbook(o) => book_figures(&o.orderbook_units, &[100, 200]),
             other => panic!("not an orderbook: {other:?}"),
         };
         let f = figures(simple);

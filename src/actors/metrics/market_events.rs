@@ -93,9 +93,9 @@ impl MarketEvents {
         }
     }
 
-    /// A ticker's deprecated `market_warning` (`None` when the ticker no longer carries it).
-    pub fn ticker_warning(&mut self, m: &Metrics, code: &str, warning: Option<&str>) {
-        let warning = warning_flag(warning);
+    /// A ticker's deprecated `market_warning` as a flag (`NONE` is off, anything else on; `None`
+    /// when the ticker no longer carries it).
+    pub fn ticker_warning(&mut self, m: &Metrics, code: &str, warning: Option<bool>) {
         let Some(events) = self.codes.get_mut(code) else {
             return;
         };
@@ -170,11 +170,6 @@ impl MarketEvents {
     }
 }
 
-/// A ticker's `market_warning` as a flag: `NONE` is off, anything else on, absent unknown.
-pub fn warning_flag(warning: Option<&str>) -> Option<bool> {
-    warning.map(|w| w != "NONE")
-}
-
 fn remove_series(m: &Metrics, code: &str, events: &CodeEvents) {
     if events.warning.is_some() {
         let _ = m.market_warning.remove_label_values(&[code]);
@@ -222,7 +217,7 @@ mod tests {
         let mut events = MarketEvents::default();
         events.set_codes(&m, &BTreeSet::from(["KRW-BTC"]));
         assert_eq!(warning(), None, "no source yet");
-        events.ticker_warning(&m, "KRW-BTC", Some("CAUTION"));
+        events.ticker_warning(&m, "KRW-BTC", Some(true));
         assert_eq!(warning(), Some(1), "the ticker while the list is silent");
         events.set_list(&m, list(Some(false)), 1.0);
         assert_eq!(warning(), Some(0), "the list wins over the ticker");

@@ -19,6 +19,7 @@
 //! they were, with only a new mailbox.
 
 use actix::{Actor, Context, Handler};
+use prometheus::local::LocalHistogram;
 
 use super::queue::StageQueue;
 use crate::clock::unix_seconds;
@@ -48,12 +49,15 @@ pub struct MetricsActor {
     drop_log: LogThrottle,
     /// The live stream's fan-out: every recorded message and link event, in order.
     stream: Publisher,
+    /// `upbit_pipeline_latency_seconds`, written once per batch.
+    latency: LocalHistogram,
 }
 
 impl MetricsActor {
     pub fn new(metrics: Metrics, subscription: Subscription, inbound: StageQueue) -> Self {
         Self {
             series: Series::new(metrics.clone(), subscription),
+            latency: metrics.pipeline_latency.local(),
             metrics,
             inbound,
             drop_log: LogThrottle::new(std::time::Duration::from_secs(10)),
@@ -76,8 +80,8 @@ impl MetricsActor {
         self
     }
 
-    /// The latest data of one code, if subscribed.
-    pub fn latest(&self, code: &str) -> Option<&LatestMarket> {
+    /// The latest data of one code, decoded, if subscribed.
+    pub fn latest(&self, code: &str) -> Option<LatestMarket> {
         self.series.latest(code)
     }
 }
@@ -96,23 +100,31 @@ impl Handler<FramesDecoded> for MetricsActor {
 
     fn handle(&mut self, batch: FramesDecoded, _: &mut Self::Context) {
         let received_unix = unix_seconds(batch.received_at);
-        for (data_type, bytes) in &batch.frame_sizes {
-            self.series.frame_size(*data_type, *bytes);
-        }
         let count = batch.messages.len();
-        let mut unsubscribed = 0;
+        let (mut unsubscribed, mut frames) = (0, 0);
         let mut live = Vec::new();
-        for message in batch.messages {
-            // Encoded before `record` takes the message; only when a consumer wants the type.
-            let event = self.stream.encode(&message, batch.received_at);
-            if self
+        for message in &batch.messages {
+            if let Some(bytes) = message.frame_bytes {
+                self.series.frame_size(message.brief.data_type, bytes);
+                frames += 1;
+            }
+            if !self
                 .series
                 .record(message, batch.received_at, received_unix)
             {
-                live.extend(event);
-            } else {
                 unsubscribed += 1;
+                continue;
             }
+            // Encoded only when some consumer wants the type; decoded in full here only when the
+            // decoder did not (a consumer joined in between).
+            live.extend(match &message.full {
+                Some(full) => self.stream.encode(full, batch.received_at),
+                None => self.stream.encode_json(
+                    message.brief.data_type,
+                    &message.json,
+                    batch.received_at,
+                ),
+            });
         }
         self.stream.publish(&live);
         self.inbound.release(count);
@@ -129,10 +141,13 @@ impl Handler<FramesDecoded> for MetricsActor {
             .emit(&self.metrics);
         }
         // One observation per frame: every frame of a batch was read and finished together.
+        // Observed locally and written once, like the size and delay histograms.
         let latency = batch.read_at.elapsed().as_secs_f64();
-        for _ in 0..batch.frame_sizes.len() {
-            self.metrics.pipeline_latency.observe(latency);
+        for _ in 0..frames {
+            self.latency.observe(latency);
         }
+        self.latency.flush();
+        self.series.flush();
     }
 }
 
@@ -174,7 +189,7 @@ impl Handler<GetMarket> for MetricsActor {
 
     fn handle(&mut self, query: GetMarket, _: &mut Self::Context) -> Self::Result {
         Some(MarketView {
-            latest: self.latest(&query.code).cloned()?,
+            latest: self.latest(&query.code)?,
             listing: self.series.listing(&query.code).cloned(),
         })
     }

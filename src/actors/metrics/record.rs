@@ -9,32 +9,23 @@ use std::time::SystemTime;
 
 use prometheus::Gauge;
 
-use super::market_events::warning_flag;
 use super::series::{CodeSeries, Series, TickerSeries};
 use super::structure::{CandleSeries, OrderbookSeries};
-use crate::clock::date_to_unix_seconds;
+use crate::messages::MarketMessage;
 use crate::telemetry::Metrics;
-use crate::upbit::types::{market_code, Side};
-use crate::upbit::{DataType, Message};
+use crate::upbit::brief::{MarketState, Values};
+use crate::upbit::types::Side;
 
 impl Series {
     /// Updates the series of one message; false if its (type, code) is not subscribed.
     pub fn record(
         &mut self,
-        mut message: Message,
+        message: &MarketMessage,
         received_at: SystemTime,
         received_unix: f64,
     ) -> bool {
-        // The code is taken out of the message and put back before the message is stored, so
-        // the lookup key needs no allocation.
-        let (data_type, code) = match &mut message {
-            Message::Ticker(t) => (DataType::Ticker, std::mem::take(&mut t.code)),
-            Message::Trade(t) => (DataType::Trade, std::mem::take(&mut t.code)),
-            Message::Orderbook(o) => (DataType::Orderbook, std::mem::take(&mut o.code)),
-            Message::Candle(c) => (DataType::Candle(c.interval), std::mem::take(&mut c.code)),
-            _ => return true,
-        };
-        let key = market_code(&code);
+        let brief = &message.brief;
+        let (data_type, key) = (brief.data_type, brief.code.as_str());
         let m = &self.metrics;
         let Some(series) = self.codes.get_mut(key) else {
             return false;
@@ -44,11 +35,13 @@ impl Series {
         };
         pair.received.inc();
         pair.last_received.set(received_unix);
-        if let (Some(ts), Some(histogram)) = (message.timestamp_ms(), self.delays.get(&data_type)) {
-            histogram.observe((received_unix - ts as f64 / 1000.0).max(0.0));
+        if let (Some(ts), Some(histograms)) = (brief.timestamp, &self.histograms[pair.type_index]) {
+            histograms
+                .delay
+                .observe((received_unix - ts as f64 / 1000.0).max(0.0));
         }
-        match message {
-            Message::Ticker(mut t) => {
+        match &brief.values {
+            Values::Ticker(t) => {
                 price_gauge(series, m, key).set(t.trade_price);
                 let ts = series.ticker.get_or_insert_with(|| TickerSeries {
                     signed_change_rate: m.signed_change_rate.with_label_values(&[key]),
@@ -71,12 +64,11 @@ impl Series {
                         }
                     }
                 }
-                let warning = t.market_warning.as_deref();
-                if series.ticker_warning != warning_flag(warning) {
-                    series.ticker_warning = warning_flag(warning);
-                    self.events.ticker_warning(m, key, warning);
+                if series.ticker_warning != t.warning {
+                    series.ticker_warning = t.warning;
+                    self.events.ticker_warning(m, key, t.warning);
                 }
-                match t.delisting_date.as_deref().and_then(date_to_unix_seconds) {
+                match t.delisting_at {
                     Some(at) => ts
                         .delisting
                         .get_or_insert_with(|| m.delisting_timestamp.with_label_values(&[key]))
@@ -87,13 +79,11 @@ impl Series {
                         }
                     }
                 }
-                if let Some(state) = t.market_state.as_deref() {
+                if let Some(state) = t.market_state {
                     update_market_state(series, m, key, state);
                 }
-                t.code = code;
-                series.latest.ticker = Some((t, received_at));
             }
-            Message::Trade(mut t) => {
+            Values::Trade(t) => {
                 price_gauge(series, m, key).set(t.trade_price);
                 let sides = series.trades.get_or_insert_with(|| {
                     ["ask", "bid"].map(|side| {
@@ -115,29 +105,23 @@ impl Series {
                         notional.inc_by(value);
                     }
                 }
-                t.code = code;
-                series.latest.trade = Some((t, received_at));
             }
-            Message::Orderbook(mut o) => {
+            Values::Orderbook(o) => {
                 let bands = &self.depth_bands;
                 series
                     .orderbook
                     .get_or_insert_with(|| OrderbookSeries::new(m, key, bands))
-                    .set(&o, bands);
-                o.code = code;
-                series.latest.orderbook = Some((o, received_at));
+                    .set(o, bands);
             }
-            Message::Candle(mut c) => {
+            Values::Candle(c) => {
                 series
                     .candles
                     .entry(data_type)
                     .or_insert_with(|| CandleSeries::new(m, data_type, key, self.candle_fields))
-                    .set(&c);
-                c.code = code;
-                series.latest.candle = Some((c, received_at));
+                    .set(c);
             }
-            _ => {}
         }
+        series.latest.keep(data_type, &message.json, received_at);
         true
     }
 }
@@ -154,29 +138,21 @@ fn set_some(gauge: &Gauge, value: Option<f64>) {
     }
 }
 
-/// The bounded label of a market state: Upbit's documented states, anything else `OTHER`.
-fn market_state_label(state: &str) -> &str {
-    match state {
-        "PREVIEW" | "ACTIVE" | "DELISTED" => state,
-        _ => "OTHER",
-    }
-}
-
-fn update_market_state(series: &mut CodeSeries, m: &Metrics, code: &str, state: &str) {
-    let label = market_state_label(state);
+fn update_market_state(series: &mut CodeSeries, m: &Metrics, code: &str, state: MarketState) {
+    let label = state.label();
     if series
         .market_state
         .as_ref()
-        .is_some_and(|(s, _)| s == label)
+        .is_some_and(|(s, _)| *s == label)
     {
         return;
     }
     if let Some((old, _)) = series.market_state.take() {
-        let _ = m.market_state.remove_label_values(&[code, &old]);
+        let _ = m.market_state.remove_label_values(&[code, old]);
     }
     let gauge = m.market_state.with_label_values(&[code, label]);
     gauge.set(1);
-    series.market_state = Some((label.to_owned(), gauge));
+    series.market_state = Some((label, gauge));
 }
 
 #[cfg(test)]
@@ -186,6 +162,7 @@ mod tests {
     use super::*;
     use crate::actors::metrics::series::tests::{book, count, ticker, trade, value};
     use crate::upbit::Subscription;
+    use crate::upbit::{DataType, Message};
 
     const BTC: &str = "KRW-BTC";
 
@@ -205,7 +182,7 @@ mod tests {
     fn a_ticker_sets_its_series_and_becomes_the_latest() {
         let (registry, mut book) = book(Subscription::uniform([DataType::Ticker], [BTC]));
         let at = SystemTime::now();
-        assert!(book.record(ticker(), at, 1_676_965_262.5));
+        assert!(book.record_message(ticker(), at, 1_676_965_262.5));
         let pair = [("type", "ticker"), ("code", BTC)];
         assert_eq!(
             value(&registry, "upbit_received_messages_total", &pair),
@@ -234,7 +211,7 @@ mod tests {
             Some(1.0),
             "one delay observed"
         );
-        let latest = book.latest(BTC).and_then(|l| l.ticker.as_ref()).unwrap();
+        let latest = book.latest(BTC).and_then(|l| l.ticker).unwrap();
         assert_eq!(
             latest.0.code, BTC,
             "the code is put back before it is stored"
@@ -255,8 +232,8 @@ mod tests {
         bad.trade_volume = f64::NAN;
         bad.ask_bid = Side::Ask;
         let now = SystemTime::now();
-        assert!(book.record(trade(), now, 1.0));
-        assert!(book.record(Message::Trade(bad), now, 2.0));
+        assert!(book.record_message(trade(), now, 1.0));
+        assert!(book.record_message(Message::Trade(bad), now, 2.0));
         let side = |side| [("code", BTC), ("side", side)];
         assert_eq!(
             value(&registry, "upbit_trades_total", &side("bid")),
@@ -294,7 +271,7 @@ mod tests {
             let mut t = template.clone();
             t.trade_price = price;
             t.trade_volume = volume;
-            assert!(book.record(Message::Trade(t), SystemTime::now(), 1.0));
+            assert!(book.record_message(Message::Trade(t), SystemTime::now(), 1.0));
         }
         let side = [("code", BTC), ("side", "bid")];
         let notional = value(&registry, "upbit_trade_notional_total", &side).unwrap();
@@ -340,7 +317,7 @@ mod tests {
             (1003.0, 1.0, 996.0, 3.0),
             (1010.0, 5.0, 990.0, 4.0),
         ];
-        assert!(book.record(orderbook(&units), SystemTime::now(), 1.0));
+        assert!(book.record_message(orderbook(&units), SystemTime::now(), 1.0));
         let code = [("code", BTC)];
         assert_eq!(
             value(&registry, "upbit_orderbook_mid_price", &code),
@@ -378,7 +355,7 @@ mod tests {
         assert_eq!(count(&registry, "upbit_orderbook_depth"), 8);
 
         // The next book, with only asks: no mid, so no spread and no depth.
-        assert!(book.record(
+        assert!(book.record_message(
             orderbook(&[(1001.0, 1.0, 0.0, 0.0)]),
             SystemTime::now(),
             2.0
@@ -421,7 +398,7 @@ mod tests {
         };
         let labels = [("type", "candle.1s"), ("code", BTC)];
         let get = |name| value(&registry, name, &labels);
-        assert!(book.record(Message::Candle(first.clone()), SystemTime::now(), 1.0));
+        assert!(book.record_message(Message::Candle(first.clone()), SystemTime::now(), 1.0));
         assert_eq!(get("upbit_candle_open_price"), Some(first.opening_price));
         assert_eq!(get("upbit_candle_close_price"), Some(first.trade_price));
         // 2025-01-02T04:28:05 UTC.
@@ -434,7 +411,7 @@ mod tests {
         again.high_price = first.high_price + 1000.0;
         again.trade_price = first.high_price + 1000.0;
         again.candle_acc_trade_volume = Some(1.5);
-        assert!(book.record(Message::Candle(again.clone()), SystemTime::now(), 2.0));
+        assert!(book.record_message(Message::Candle(again.clone()), SystemTime::now(), 2.0));
         assert_eq!(get("upbit_candle_high_price"), Some(again.high_price));
         assert_eq!(get("upbit_candle_close_price"), Some(again.trade_price));
         assert_eq!(get("upbit_candle_volume"), Some(1.5));
@@ -451,7 +428,7 @@ mod tests {
         let mut next = first;
         next.candle_date_time_utc = Some("2025-01-02T04:28:06".into());
         next.low_price = 1.0;
-        assert!(book.record(Message::Candle(next), SystemTime::now(), 3.0));
+        assert!(book.record_message(Message::Candle(next), SystemTime::now(), 3.0));
         assert_eq!(
             get("upbit_candle_start_timestamp_seconds"),
             Some(1_735_792_086.0)
@@ -468,19 +445,19 @@ mod tests {
         let both = Subscription::uniform([DataType::Ticker, DataType::Trade], [BTC]);
         let (registry, mut book) = book(both.clone());
         let now = SystemTime::now();
-        book.record(with_warning(Some("CAUTION")), now, 1.0);
+        book.record_message(with_warning(Some("CAUTION")), now, 1.0);
         assert_eq!(warning(&registry), Some(1.0));
-        book.record(with_warning(Some("CAUTION")), now, 2.0);
+        book.record_message(with_warning(Some("CAUTION")), now, 2.0);
         assert_eq!(warning(&registry), Some(1.0), "a repeat changes nothing");
-        book.record(with_warning(None), now, 3.0);
+        book.record_message(with_warning(None), now, 3.0);
         assert_eq!(warning(&registry), None, "the ticker fell silent");
-        book.record(with_warning(Some("CAUTION")), now, 4.0);
+        book.record_message(with_warning(Some("CAUTION")), now, 4.0);
         assert_eq!(warning(&registry), Some(1.0));
 
         book.subscribe(Subscription::uniform([DataType::Trade], [BTC]));
         assert_eq!(warning(&registry), None, "no ticker, no ticker warning");
         book.subscribe(both);
-        book.record(with_warning(Some("CAUTION")), now, 5.0);
+        book.record_message(with_warning(Some("CAUTION")), now, 5.0);
         assert_eq!(
             warning(&registry),
             Some(1.0),
@@ -498,7 +475,7 @@ mod tests {
             [BTC],
         ));
         book.configure(vec![100], CandleFields::from_names(&["start"]));
-        assert!(book.record(
+        assert!(book.record_message(
             orderbook(&[(1000.5, 2.0, 999.5, 1.0)]),
             SystemTime::now(),
             1.0
@@ -514,7 +491,7 @@ mod tests {
         ))
         .remove(0)
         .unwrap();
-        assert!(book.record(candle, SystemTime::now(), 2.0));
+        assert!(book.record_message(candle, SystemTime::now(), 2.0));
         assert_eq!(count(&registry, "upbit_candle_start_timestamp_seconds"), 1);
         assert_eq!(
             count(&registry, "upbit_candle_close_price"),
@@ -536,18 +513,19 @@ mod tests {
 
     #[test]
     fn market_states_are_bounded_and_one_at_a_time() {
-        assert_eq!(market_state_label("ACTIVE"), "ACTIVE");
-        assert_eq!(market_state_label("PREVIEW"), "PREVIEW");
-        assert_eq!(market_state_label("DELISTED"), "DELISTED");
-        assert_eq!(market_state_label("anything else"), "OTHER");
+        let label = |state| MarketState::from_wire(state).label();
+        assert_eq!(label("ACTIVE"), "ACTIVE");
+        assert_eq!(label("PREVIEW"), "PREVIEW");
+        assert_eq!(label("DELISTED"), "DELISTED");
+        assert_eq!(label("anything else"), "OTHER");
 
         let (registry, mut book) = book(Subscription::uniform([DataType::Ticker], [BTC]));
         let Message::Ticker(mut t) = ticker() else {
             unreachable!()
         };
         t.market_state = Some("SOMETHING_NEW".into());
-        book.record(ticker(), SystemTime::now(), 1.0);
-        book.record(Message::Ticker(t), SystemTime::now(), 2.0);
+        book.record_message(ticker(), SystemTime::now(), 1.0);
+        book.record_message(Message::Ticker(t), SystemTime::now(), 2.0);
         assert_eq!(count(&registry, "upbit_market_state"), 1);
         assert_eq!(
             value(&registry, "upbit_market_state", &[("state", "OTHER")]),
@@ -562,11 +540,11 @@ mod tests {
             unreachable!()
         };
         t.market_state = Some("SOMETHING_NEW".into());
-        book.record(Message::Ticker(t.clone()), SystemTime::now(), 1.0);
+        book.record_message(Message::Ticker(t.clone()), SystemTime::now(), 1.0);
         let first = book.codes[BTC].market_state.as_ref().unwrap().1.clone();
         // A gauge that is removed and recreated is a new series: writing to the old handle
         // would no longer show. The same handle must stay registered.
-        book.record(Message::Ticker(t), SystemTime::now(), 2.0);
+        book.record_message(Message::Ticker(t), SystemTime::now(), 2.0);
         first.set(7);
         assert_eq!(
             value(&registry, "upbit_market_state", &[("state", "OTHER")]),

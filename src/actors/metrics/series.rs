@@ -15,9 +15,11 @@
 //! input.
 
 use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
-use prometheus::{Counter, Gauge, Histogram, IntCounter, IntGauge};
+use prometheus::local::LocalHistogram;
+use prometheus::{Counter, Gauge, IntCounter, IntGauge};
 
 use super::figures::DEFAULT_DEPTH_BANDS_BPS;
 use super::market_events::MarketEvents;
@@ -25,32 +27,75 @@ use super::structure::{CandleFields, CandleSeries, OrderbookSeries};
 use crate::telemetry::Metrics;
 use crate::upbit::market_list::MarketListing;
 use crate::upbit::{DataType, Subscription};
-use crate::view::LatestMarket;
+use crate::view::{LatestFrames, LatestMarket};
+
+/// FNV-1a, for the maps looked up on every message: their keys are short (a code, a type) and
+/// their entries come from our own subscription, never from input, so SipHash's defence against
+/// chosen keys buys nothing there and costs more than the rest of the lookup.
+pub(super) struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+}
+
+/// A map hashed with [`Fnv`].
+pub(super) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
 
 /// Series of one subscribed (type, code) pair.
 pub(super) struct PairSeries {
     pub received: IntCounter,
     pub last_received: Gauge,
+    /// Where the type's histograms are in [`Series::histograms`].
+    pub type_index: usize,
+}
+
+/// Every data type's place in the per-type arrays: its place in [`DataType::ALL`].
+pub(super) fn type_index(data_type: DataType) -> usize {
+    DataType::ALL
+        .iter()
+        .position(|t| *t == data_type)
+        .unwrap_or_default()
+}
+
+/// A type's size and delay histograms, observed locally (no atomics) and written to the
+/// registry once per batch by [`Series::flush`].
+pub(super) struct TypeHistograms {
+    pub size: LocalHistogram,
+    pub delay: LocalHistogram,
 }
 
 /// Everything kept for one subscribed code.
 #[derive(Default)]
 pub(super) struct CodeSeries {
-    pub pairs: HashMap<DataType, PairSeries>,
+    pub pairs: FastMap<DataType, PairSeries>,
     pub trade_price: Option<Gauge>,
     pub ticker: Option<TickerSeries>,
     /// (count, volume, notional) per side: `[ask, bid]`.
     pub trades: Option<[(IntCounter, Counter, Counter); 2]>,
     pub orderbook: Option<OrderbookSeries>,
-    pub candles: HashMap<DataType, CandleSeries>,
+    pub candles: FastMap<DataType, CandleSeries>,
     /// The state label now set and its series.
-    pub market_state: Option<(String, IntGauge)>,
+    pub market_state: Option<(&'static str, IntGauge)>,
     /// What this code's tickers last said in the deprecated `market_warning` (`None`: nothing):
     /// the same value [`MarketEvents`] holds, kept here so a ticker that repeats it costs no
     /// lookup there.
     pub ticker_warning: Option<bool>,
     /// The latest message of each kind, for the data API.
-    pub latest: LatestMarket,
+    pub latest: LatestFrames,
 }
 
 /// Ticker value series of one code.
@@ -67,9 +112,9 @@ pub(super) struct TickerSeries {
 pub(super) struct Series {
     pub metrics: Metrics,
     subscription: Subscription,
-    pub codes: HashMap<String, CodeSeries>,
-    sizes: HashMap<DataType, Histogram>,
-    pub delays: HashMap<DataType, Histogram>,
+    pub codes: FastMap<String, CodeSeries>,
+    /// By [`type_index`], from the type's first subscription on.
+    pub histograms: [Option<TypeHistograms>; DataType::ALL.len()],
     /// Warning, caution and info series of the subscribed codes.
     pub events: MarketEvents,
     /// The orderbook depth bands, in basis points of the mid.
@@ -84,9 +129,8 @@ impl Series {
         let mut series = Self {
             metrics,
             subscription: Subscription::default(),
-            codes: HashMap::new(),
-            sizes: HashMap::new(),
-            delays: HashMap::new(),
+            codes: FastMap::default(),
+            histograms: Default::default(),
             events: MarketEvents::default(),
             depth_bands: DEFAULT_DEPTH_BANDS_BPS.to_vec(),
             candle_fields: CandleFields::ALL,
@@ -114,6 +158,15 @@ impl Series {
             self.remove_pair(data_type, &code);
         }
         let m = &self.metrics;
+        // Histograms per type exist from the first subscription of the type on, and stay: their
+        // history is worth keeping and there are at most 12 types.
+        for (data_type, _) in next.entries() {
+            let label = [data_type.as_str()];
+            self.histograms[type_index(data_type)].get_or_insert_with(|| TypeHistograms {
+                size: m.message_size.with_label_values(&label).local(),
+                delay: m.exchange_delay.with_label_values(&label).local(),
+            });
+        }
         for (data_type, code) in next.pairs() {
             let series = self.codes.entry(code.to_owned()).or_default();
             series.pairs.entry(data_type).or_insert_with(|| PairSeries {
@@ -123,18 +176,8 @@ impl Series {
                 last_received: m
                     .last_message_timestamp
                     .with_label_values(&[data_type.as_str(), code]),
+                type_index: type_index(data_type),
             });
-        }
-        // Histograms per type exist from the first subscription of the type on, and stay: their
-        // history is worth keeping and there are at most 12 types.
-        for (data_type, _) in next.entries() {
-            let label = [data_type.as_str()];
-            self.sizes
-                .entry(data_type)
-                .or_insert_with(|| m.message_size.with_label_values(&label));
-            self.delays
-                .entry(data_type)
-                .or_insert_with(|| m.exchange_delay.with_label_values(&label));
         }
         for data_type in DataType::ALL {
             let count = next
@@ -174,7 +217,7 @@ impl Series {
                 series.ticker_warning = None;
                 self.events.ticker_warning(m, code, None);
                 if let Some((state, _)) = series.market_state.take() {
-                    let _ = m.market_state.remove_label_values(&[code, &state]);
+                    let _ = m.market_state.remove_label_values(&[code, state]);
                 }
             }
             DataType::Trade => {
@@ -209,8 +252,16 @@ impl Series {
 
     /// Observes one frame's size, if its type is subscribed (or was).
     pub fn frame_size(&self, data_type: DataType, bytes: usize) {
-        if let Some(histogram) = self.sizes.get(&data_type) {
-            histogram.observe(bytes as f64);
+        if let Some(histograms) = &self.histograms[type_index(data_type)] {
+            histograms.size.observe(bytes as f64);
+        }
+    }
+
+    /// Writes the batch's histogram observations to the registry.
+    pub fn flush(&self) {
+        for histograms in self.histograms.iter().flatten() {
+            histograms.size.flush();
+            histograms.delay.flush();
         }
     }
 
@@ -229,17 +280,17 @@ impl Series {
         self.events.listing(code)
     }
 
-    /// The latest data of one code, if subscribed.
-    pub fn latest(&self, code: &str) -> Option<&LatestMarket> {
-        self.codes.get(code).map(|series| &series.latest)
+    /// The latest data of one code, decoded, if subscribed.
+    pub fn latest(&self, code: &str) -> Option<LatestMarket> {
+        self.codes.get(code).map(|series| series.latest.decode())
     }
 
-    /// The latest data of every subscribed code, by code.
+    /// The latest ticker of every subscribed code, decoded, by code.
     pub fn markets(&self) -> Vec<(String, LatestMarket)> {
         let mut markets: Vec<(String, LatestMarket)> = self
             .codes
             .iter()
-            .map(|(code, series)| (code.clone(), series.latest.clone()))
+            .map(|(code, series)| (code.clone(), series.latest.decode_ticker()))
             .collect();
         markets.sort_by(|a, b| a.0.cmp(&b.0));
         markets
@@ -269,8 +320,37 @@ pub(super) mod tests {
     use prometheus::Registry;
 
     use super::*;
+    use crate::messages::MarketMessage;
+    use crate::upbit::brief::Brief;
     use crate::upbit::decode::decode_frame;
     use crate::upbit::Message;
+
+    /// A decoded message as the decoder hands it over: its brief and its JSON.
+    pub fn market(message: Message) -> MarketMessage {
+        let json = match &message {
+            Message::Ticker(t) => serde_json::to_vec(t),
+            Message::Trade(t) => serde_json::to_vec(t),
+            Message::Orderbook(o) => serde_json::to_vec(o),
+            Message::Candle(c) => serde_json::to_vec(c),
+            other => panic!("not a market message: {other:?}"),
+        }
+        .unwrap();
+        MarketMessage {
+            brief: Brief::of(&message).unwrap(),
+            frame_bytes: Some(json.len()),
+            json: json.into(),
+            full: None,
+        }
+    }
+
+    impl Series {
+        /// [`Series::record`] of a decoded message, its histograms flushed.
+        pub fn record_message(&mut self, message: Message, at: SystemTime, unix: f64) -> bool {
+            let recorded = self.record(&market(message), at, unix);
+            self.flush();
+            recorded
+        }
+    }
 
     /// A registry with the service's metrics, and the series book of `subscription` on it.
     pub fn book(subscription: Subscription) -> (Registry, Series) {
@@ -379,8 +459,8 @@ pub(super) mod tests {
     fn dropping_a_pair_removes_its_series_and_the_price_stays_while_a_source_is_left() {
         let (registry, mut book) = book(pairs(&[(DataType::Ticker, BTC), (DataType::Trade, BTC)]));
         let now = SystemTime::now();
-        assert!(book.record(ticker(), now, 100.0));
-        assert!(book.record(trade(), now, 101.0));
+        assert!(book.record_message(ticker(), now, 100.0));
+        assert!(book.record_message(trade(), now, 101.0));
         assert!(value(&registry, "upbit_signed_change_rate", &[("code", BTC)]).is_some());
         assert_eq!(
             value(
@@ -402,7 +482,7 @@ pub(super) mod tests {
         );
         assert!(book.latest(BTC).is_some_and(|l| l.trade.is_some()));
         assert!(
-            !book.record(ticker(), now, 102.0),
+            !book.record_message(ticker(), now, 102.0),
             "a ticker of a dropped pair is not recorded"
         );
         assert_eq!(count(&registry, "upbit_signed_change_rate"), 0);

@@ -7,9 +7,8 @@
 use prometheus::{Gauge, IntGauge};
 
 use super::figures::{book_figures, MAX_DEPTH_BANDS};
-use crate::clock::datetime_to_unix_seconds;
 use crate::telemetry::Metrics;
-use crate::upbit::model::{Candle, Orderbook};
+use crate::upbit::brief::{CandleValues, OrderbookValues};
 use crate::upbit::DataType;
 
 /// The sides, in the order of [`BookFigures::depth`](super::figures::BookFigures).
@@ -61,14 +60,14 @@ impl OrderbookSeries {
     }
 
     /// Sets every series from one orderbook.
-    pub fn set(&self, book: &Orderbook, bands: &[u32]) {
-        if let Some(best) = book.best() {
+    pub fn set(&self, book: &OrderbookValues, bands: &[u32]) {
+        if let Some(best) = book.units.first() {
             self.best_ask.set(best.ask_price);
             self.best_bid.set(best.bid_price);
         }
         self.total_ask.set(book.total_ask_size);
         self.total_bid.set(book.total_bid_size);
-        let f = book_figures(book, bands);
+        let f = book_figures(&book.units, bands);
         self.mid.set(f.mid);
         self.spread.set(f.spread);
         self.spread_ratio.set(f.spread_ratio);
@@ -167,7 +166,7 @@ impl CandleSeries {
     /// Sets the series from a candle. Upbit repeats a candle while it changes: every message
     /// overwrites the last, and a new start time means the next candle began. A candle without a
     /// readable start time or volume leaves those two series as they were.
-    pub fn set(&self, candle: &Candle) {
+    pub fn set(&self, candle: &CandleValues) {
         for (gauge, value) in [
             (&self.open, candle.opening_price),
             (&self.high, candle.high_price),
@@ -181,14 +180,8 @@ impl CandleSeries {
         if let (Some(gauge), Some(volume)) = (&self.volume, candle.candle_acc_trade_volume) {
             gauge.set(volume);
         }
-        if let Some(gauge) = &self.start {
-            if let Some(start) = candle
-                .candle_date_time_utc
-                .as_deref()
-                .and_then(datetime_to_unix_seconds)
-            {
-                gauge.set(start);
-            }
+        if let (Some(gauge), Some(start)) = (&self.start, candle.start) {
+            gauge.set(start);
         }
     }
 
