@@ -141,13 +141,8 @@ pub fn close(reason: LeaveReason, message: &str) -> Encoded {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::upbit::decode_frame;
 
-    fn fixture(name: &str) -> Message {
-        let path = format!("{}/tests/fixtures/upbit/{name}", env!("CARGO_MANIFEST_DIR"));
-        let bytes = std::fs::read(path).unwrap();
-        decode_frame(&bytes).into_iter().next().unwrap().unwrap()
-    }
+    use crate::upbit::fixture_message as fixture;
 
     #[test]
     fn a_market_message_is_the_data_api_entry_with_its_event_name() {

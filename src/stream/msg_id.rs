@@ -137,14 +137,9 @@ impl Fnv {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::upbit::decode_frame;
     use crate::upbit::types::StreamType;
 
-    fn fixture(name: &str) -> Message {
-        let path = format!("{}/tests/fixtures/upbit/{name}", env!("CARGO_MANIFEST_DIR"));
-        let bytes = std::fs::read(path).unwrap();
-        decode_frame(&bytes).into_iter().next().unwrap().unwrap()
-    }
+    use crate::upbit::fixture_message as fixture;
 
     #[test]
     fn a_trade_is_its_type_code_and_sequential_id() {

@@ -21,3 +21,15 @@ pub use types::{CandleInterval, DataType, Format};
 
 #[cfg(test)]
 mod fixture_tests;
+
+/// The first message of the recorded frame `tests/fixtures/upbit/{name}`, for unit tests.
+#[cfg(test)]
+pub(crate) fn fixture_message(name: &str) -> Message {
+    let path = format!("{}/tests/fixtures/upbit/{name}", env!("CARGO_MANIFEST_DIR"));
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    decode_frame(&bytes)
+        .into_iter()
+        .next()
+        .expect("a message")
+        .expect("decodes")
+}
