@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
 use upbit_exporter::simulator::Fault;
@@ -416,6 +416,9 @@ async fn nats_two_instances_against_one_simulator_store_every_message_once() {
     sim.stop().await;
 }
 
+/// How long NATS stays down in the outage test.
+const OUTAGE: Duration = Duration::from_secs(10);
+
 #[actix_rt::test]
 #[ignore = "needs nats-server; scripts/test installs it and runs these"]
 async fn nats_down_then_back_delivers_the_buffer_and_counts_the_rest_while_the_feed_goes_on() {
@@ -432,6 +435,7 @@ async fn nats_down_then_back_delivers_the_buffer_and_counts_the_rest_while_the_f
     })
     .await;
     nats.stop();
+    let stopped = Instant::now();
     // Held down until the sink reports its buffer overflowing; meanwhile /metrics answers
     // (every poll scrapes it) and the Upbit feed goes on.
     let (at_drops, counted_at_drops) =
@@ -449,6 +453,19 @@ async fn nats_down_then_back_delivers_the_buffer_and_counts_the_rest_while_the_f
             .then_some(())
     })
     .await;
+    // The outage lasts at least the 10 s (a scenario length, not a wait for anything):
+    // every half second /metrics answers and the feed's count has not gone backwards.
+    let mut last = received_total(&app.metrics().await);
+    while stopped.elapsed() < OUTAGE {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = received_total(&app.metrics().await);
+        assert!(now >= last, "the received count went from {last} to {now}");
+        last = now;
+    }
+    assert!(
+        last > counted_at_drops + 50,
+        "the feed went on through the outage: {counted_at_drops} -> {last}"
+    );
     let (ready, _) = app.get_json("/readyz").await;
     assert_eq!(ready, 200, "nats.required is off: ready without NATS");
     let (_, status) = app.get_json("/api/v1/status").await;
