@@ -8,7 +8,9 @@
 //! - **Publish cost per message on the pipeline thread**: `Publisher::encode` and `publish` with
 //!   the sink attached (the stream entry encoded, its `Nats-Msg-Id` computed, the event pushed
 //!   into the sink's buffer), per message of a mix of the four types decoded from the fixtures,
-//!   beside the entry's encoding alone and the id alone. Wall time of a tight loop, best of 5.
+//!   beside the entry's encoding alone and the id alone; and the same from each message's JSON
+//!   (`Publisher::encode_json`: the full decode first, as the pipeline does with a sink since the
+//!   hot path reads only a brief). Wall time of a tight loop, best of 5.
 //! - **Sustained publish rate with acknowledgements**: N messages pushed at once into a started
 //!   sink against a local `nats-server -js` (file storage, this machine's disk), timed from the
 //!   first push until JetStream acknowledged every one (`upbit_sink_acked_total`), for several
@@ -25,12 +27,19 @@ use upbit_exporter::settings::Settings;
 use upbit_exporter::stream::msg_id::message_id;
 use upbit_exporter::stream::{Event, EventSink, Publisher};
 use upbit_exporter::telemetry::metrics::SinkMetrics;
-use upbit_exporter::upbit::{decode_frame, Message};
+use upbit_exporter::upbit::{decode_frame, CandleInterval, DataType, Message};
+
+fn fixture_bytes(name: &str) -> Vec<u8> {
+    let path = format!("{}/tests/fixtures/upbit/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(path).expect("fixture")
+}
 
 fn fixture(name: &str) -> Message {
-    let path = format!("{}/tests/fixtures/upbit/{name}", env!("CARGO_MANIFEST_DIR"));
-    let bytes = std::fs::read(path).expect("fixture");
-    decode_frame(&bytes).into_iter().next().unwrap().unwrap()
+    decode_frame(&fixture_bytes(name))
+        .into_iter()
+        .next()
+        .unwrap()
+        .unwrap()
 }
 
 fn mix() -> Vec<Message> {
@@ -85,6 +94,34 @@ fn pipeline_cost(n: usize) {
             }
         }
     });
+    // Since the hot path reads only a brief of each message (#17), the stream entry needs the
+    // message decoded in full first: with a sink, every message is; this is the whole added cost.
+    let frames: Vec<(DataType, Vec<u8>)> = [
+        (DataType::Ticker, "ticker_default_1.json"),
+        (DataType::Trade, "trade_default_1.json"),
+        (DataType::Orderbook, "orderbook_default_1.json"),
+        (
+            DataType::Candle(CandleInterval::S1),
+            "candle_default_1.json",
+        ),
+    ]
+    .into_iter()
+    .map(|(t, name)| (t, fixture_bytes(name)))
+    .collect();
+    let from_json = per_message(n, |n| {
+        let mut batch = Vec::with_capacity(16);
+        for i in 0..n {
+            let (data_type, json) = &frames[i % 4];
+            batch.extend(publisher.encode_json(*data_type, json, now));
+            if batch.len() == 16 {
+                publisher.publish(&batch);
+                batch.clear();
+            }
+            if i % (1 << 15) == 0 {
+                buffer.clear();
+            }
+        }
+    });
     let bytes: usize = messages
         .iter()
         .filter_map(|m| Event::market(m, now))
@@ -98,6 +135,9 @@ fn pipeline_cost(n: usize) {
     println!("  Nats-Msg-Id alone                                                 {id:>7.0} ns");
     println!(
         "  encode + id + push into the sink's buffer (Publisher with a sink) {with_sink:>7.0} ns"
+    );
+    println!(
+        "  full decode + encode + id + push (what the sink adds per message) {from_json:>7.0} ns"
     );
 }
 
