@@ -198,10 +198,17 @@ async fn market_warnings_and_cautions_come_from_the_market_list() {
 
     sim.set_market_event("KRW-ETH", Some(true), &[("PRICE_FLUCTUATIONS", true)]);
     sim.inject(Fault::MarketListDown { status: 0 });
+    // The metrics actor writes a fetched list's series one after another while a scrape may
+    // run: wait for all of them (warning, the ten cautions, the names), then check the values.
     let m = eventually("the market list's events in /metrics", || async {
         let m = app.metrics().await;
-        m.value("upbit_market_warning", &[("code", "KRW-ETH")])
+        let info = m.series("upbit_market_info").len();
+        (m.value("upbit_market_warning", &[("code", "KRW-ETH")])
             .is_some()
+            && m.value("upbit_market_warning", &[("code", "KRW-BTC")])
+                .is_some()
+            && m.series("upbit_market_caution").len() >= 10
+            && info >= 2)
             .then_some(m)
     })
     .await;
