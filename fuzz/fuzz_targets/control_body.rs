@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use upbit_exporter::control::{parse_doc, SubscriptionDoc};
+use upbit_exporter::subscription::{parse_doc, SubscriptionDoc};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(doc) = serde_json::from_slice::<SubscriptionDoc>(data) {
