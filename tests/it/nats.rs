@@ -15,6 +15,8 @@ use upbit_exporter::simulator::Fault;
 
 use crate::support::{eventually, free_port, spawn_app, start_simulator, Metrics, TestApp};
 
+mod jwt;
+
 /// A `nats-server -js` of this test: stopped (SIGTERM, so it writes its store) on drop.
 struct NatsServer {
     child: Option<Child>,
@@ -864,4 +866,117 @@ async fn nats_messages_the_server_refuses_are_counted_as_rejected_and_the_rest_g
     );
     app.shutdown().await;
     sim.stop().await;
+}
+
+/// The sink's view in `/api/v1/status` says nothing of these secrets.
+fn shows_none_of(status: &serde_json::Value, secrets: &[&str]) {
+    let text = status.to_string();
+    for secret in secrets {
+        assert!(!text.contains(secret), "a secret in the status: {text}");
+    }
+}
+
+#[actix_rt::test]
+#[ignore = "needs nats-server; scripts/test installs it and runs these"]
+async fn nats_a_credentials_file_authenticates_in_operator_mode_and_another_accounts_is_refused() {
+    use nkeys::KeyPair;
+    // Operator mode: the server trusts the operator, knows the accounts it signed (preloaded),
+    // and admits a user whose JWT one of them signed and who proves it holds the user's seed.
+    let operator = KeyPair::new_operator();
+    let (system, account, stranger) = (
+        KeyPair::new_account(),
+        KeyPair::new_account(),
+        KeyPair::new_account(),
+    );
+    let (user, outsider) = (KeyPair::new_user(), KeyPair::new_user());
+    let user_jwt = jwt::user(&account, &user);
+    // Signed by an account the operator never signed: the server cannot resolve its issuer.
+    let outsider_jwt = jwt::user(&stranger, &outsider);
+    let port = free_port();
+    let dir = std::env::temp_dir().join(format!("upbit-nats-it-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (operator_file, config) = (dir.join("operator.jwt"), dir.join("server.conf"));
+    let (creds_file, outsider_file) = (dir.join("user.creds"), dir.join("outsider.creds"));
+    std::fs::write(&operator_file, jwt::operator(&operator, &system)).unwrap();
+    std::fs::write(&creds_file, jwt::creds(&user_jwt, &user)).unwrap();
+    std::fs::write(&outsider_file, jwt::creds(&outsider_jwt, &outsider)).unwrap();
+    let server_config = format!(
+        "operator: {:?}\nsystem_account: {sys}\nresolver: MEMORY\n\
+         resolver_preload: {{\n  {sys}: {:?}\n  {acc}: {:?}\n}}\n",
+        operator_file.to_str().unwrap(),
+        jwt::account(&operator, &system, "SYS", false),
+        jwt::account(&operator, &account, "upbit-it", true),
+        sys = system.public_key(),
+        acc = account.public_key(),
+    );
+    std::fs::write(&config, server_config).unwrap();
+    let mut nats = NatsServer {
+        child: None,
+        port,
+        dir: dir.join("store"),
+    };
+    nats.run_with(&["-c", config.to_str().unwrap()]).await;
+    let url = nats.url();
+    let as_user = || async {
+        let options = async_nats::ConnectOptions::with_credentials_file(creds_file.clone())
+            .await
+            .expect("the creds file reads");
+        jetstream::new(options.connect(&url).await.expect("the user connects"))
+    };
+    let sim = start_simulator(|c| c.rate = 20.0).await;
+    // Another account's user is refused: the sink says why and stores nothing.
+    let file = outsider_file.to_str().unwrap();
+    let refused = spawn_app(
+        &sim.ws_url(),
+        &overrides(&url, &[("nats.credentials_file", file)]),
+    )
+    .await;
+    let status = eventually("the outsider's connection refused", || async {
+        let (_, status) = refused.get_json("/api/v1/status").await;
+        let error = status["nats"]["last_error"].as_str().unwrap_or_default();
+        error
+            .to_lowercase()
+            .contains("authorization")
+            .then_some(status)
+    })
+    .await;
+    assert_eq!(status["nats"]["state"], "connecting", "{status}");
+    shows_none_of(&status, &[&outsider.seed().unwrap(), &outsider_jwt]);
+    assert!(
+        as_user().await.get_stream("UPBIT").await.is_err(),
+        "the refused sink made no stream"
+    );
+    // The account's user connects with its creds file and publishes into its stream.
+    let file = creds_file.to_str().unwrap();
+    let app = spawn_app(
+        &sim.ws_url(),
+        &overrides(&url, &[("nats.credentials_file", file)]),
+    )
+    .await;
+    eventually("publishing as the account's user", || async {
+        (app.metrics().await.get("upbit_sink_acked_total", &[]) >= 10.0).then_some(())
+    })
+    .await;
+    let (_, status) = app.get_json("/api/v1/status").await;
+    assert_eq!(status["nats"]["state"], "connected", "{status}");
+    shows_none_of(&status, &[&user.seed().unwrap(), &user_jwt]);
+    let mut stream = as_user()
+        .await
+        .get_stream("UPBIT")
+        .await
+        .expect("the stream");
+    let stored = stream.info().await.expect("stream info").state.messages;
+    assert!(stored >= 10, "{stored} messages in the account's stream");
+    let m = refused.metrics().await;
+    assert_eq!(m.get("upbit_sink_connected", &[]), 0.0);
+    assert_eq!(m.get("upbit_sink_published_total", &[]), 0.0);
+    assert_eq!(
+        m.get("upbit_sink_acked_total", &[]),
+        0.0,
+        "the outsider stored nothing"
+    );
+    app.shutdown().await;
+    refused.shutdown().await;
+    sim.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
 }
