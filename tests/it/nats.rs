@@ -3,7 +3,7 @@
 //!
 //! These need the `nats-server` binary, so plain `cargo test` skips them (`#[ignore]`);
 //! `scripts/test` installs it when missing (scripts/tools.sh) and runs exactly these
-//! (`--run-ignored only -E 'binary(it) & test(/nats/)'`).
+//! (`--run-ignored only -E 'binary(it) & test(/^nats::/)'`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
