@@ -100,6 +100,15 @@ on "$m" ensure_apt_tool chromium >/dev/null 2>&1 || fail "a present chromium fai
 [ ! -s "$m/calls" ] || fail "apt was called for a present tool: $(cat "$m/calls")"
 ok "a present tool is left alone"
 
+# 2b. nats-server (the sink's tests): absent, one install of its own package, then present.
+m=$(new_machine nats)
+on "$m" ensure_apt_tool nats-server >"$m/out" 2>&1 || { cat "$m/out"; fail "installing an absent nats-server failed"; }
+[ "$(grep '^install' "$m/calls")" = "install -y -q nats-server" ] || fail "expected one 'install -y -q nats-server', got: $(cat "$m/calls")"
+[ -x "$m/bin/nats-server" ] || fail "nats-server is not there after the install"
+on "$m" ensure_apt_tool nats-server >/dev/null 2>&1 || fail "a present nats-server failed"
+[ "$(installs "$m")" = 1 ] || fail "nats-server was installed twice: $(cat "$m/calls")"
+ok "an absent nats-server is installed alone, once; a present one is left alone"
+
 # 3. Every image tool absent: one package per apt call, in turn.
 m=$(new_machine image)
 present "$m" rustup
@@ -192,4 +201,4 @@ bad=$(grep -hoE "$install_call[^>|&;)]*" -r "${scanned[@]}" 2>/dev/null \
 [ -z "$bad" ] || fail "an install call is followed by words that are not packages: $(echo $bad)"
 ok "every install call of the package manager takes options and a package variable only"
 
-echo "tools_test: 10 passed, 0 failed"
+echo "tools_test: 11 passed, 0 failed"
