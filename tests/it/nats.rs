@@ -26,15 +26,21 @@ struct NatsServer {
 
 impl NatsServer {
     async fn start() -> Self {
-        let port = free_port();
-        let dir = std::env::temp_dir().join(format!("upbit-nats-it-{}-{port}", std::process::id()));
-        let mut server = Self {
+        let mut server = Self::at(free_port(), None);
+        server.run().await;
+        server
+    }
+
+    /// A server not started yet, on `port`, its store in `dir` (or a fresh temporary one).
+    fn at(port: u16, dir: Option<PathBuf>) -> Self {
+        let dir = dir.unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("upbit-nats-it-{}-{port}", std::process::id()))
+        });
+        Self {
             child: None,
             port,
             dir,
-        };
-        server.run().await;
-        server
+        }
     }
 
     /// Starts the server (again) on its port and store, and waits until JetStream answers.
@@ -558,11 +564,7 @@ async fn nats_required_holds_readiness_until_the_sink_connects_and_the_feed_neve
             > 0.0
     );
     // The server comes up on the configured port: the sink connects, the service is ready.
-    let mut nats = NatsServer {
-        child: None,
-        port,
-        dir: std::env::temp_dir().join(format!("upbit-nats-it-{}-{port}", std::process::id())),
-    };
+    let mut nats = NatsServer::at(port, None);
     nats.run().await;
     eventually("ready once the sink publishes", || async {
         let (status, _) = app.get_json("/readyz").await;
@@ -629,11 +631,7 @@ async fn nats_a_token_from_its_file_authenticates_and_is_never_shown() {
     std::fs::create_dir_all(&dir).unwrap();
     let token_file = dir.join("token");
     std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
-    let mut nats = NatsServer {
-        child: None,
-        port,
-        dir: dir.join("store"),
-    };
+    let mut nats = NatsServer::at(port, Some(dir.join("store")));
     nats.run_with(&["--auth", TOKEN]).await;
     let url = nats.url();
     let sim = start_simulator(|c| c.rate = 20.0).await;
@@ -671,11 +669,7 @@ async fn nats_over_tls_trusts_the_configured_ca_and_refuses_an_unknown_one() {
         tls.join("ca.pem"),
     );
     let port = free_port();
-    let mut nats = NatsServer {
-        child: None,
-        port,
-        dir: std::env::temp_dir().join(format!("upbit-nats-it-{}-{port}", std::process::id())),
-    };
+    let mut nats = NatsServer::at(port, None);
     let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
     nats.run_with(&["--tls", "--tlscert", cert, "--tlskey", key])
         .await;
@@ -793,11 +787,7 @@ async fn nats_a_user_nkey_seed_from_its_file_authenticates() {
         user.public_key()
     );
     std::fs::write(&config, users).unwrap();
-    let mut nats = NatsServer {
-        child: None,
-        port,
-        dir: dir.join("store"),
-    };
+    let mut nats = NatsServer::at(port, Some(dir.join("store")));
     nats.run_with(&["-c", config.to_str().unwrap()]).await;
     let url = nats.url();
     let sim = start_simulator(|c| c.rate = 20.0).await;
@@ -910,11 +900,7 @@ async fn nats_a_credentials_file_authenticates_in_operator_mode_and_another_acco
         acc = account.public_key(),
     );
     std::fs::write(&config, server_config).unwrap();
-    let mut nats = NatsServer {
-        child: None,
-        port,
-        dir: dir.join("store"),
-    };
+    let mut nats = NatsServer::at(port, Some(dir.join("store")));
     nats.run_with(&["-c", config.to_str().unwrap()]).await;
     let url = nats.url();
     let as_user = || async {
