@@ -742,16 +742,7 @@ fn scrape_run(scrapes: usize) -> ScrapeRun {
             .count();
         (live >= 900).then_some(())
     });
-    let mut times = Vec::new();
-    let mut last = String::new();
-    for _ in 0..scrapes {
-        let started = Instant::now();
-        let (status, body) = get(http, "/metrics").expect("scrape");
-        times.push(started.elapsed().as_secs_f64() * 1e3);
-        assert_eq!(status, 200);
-        last = body;
-    }
-    times.sort_by(f64::total_cmp);
+    let (times, last) = timed_scrapes(http, scrapes, Duration::ZERO);
     let (rss_kib, peak_rss_kib) = rss(&process);
     let series = last.lines().filter(|l| !l.starts_with('#')).count();
     terminate(process);
@@ -831,17 +822,7 @@ fn scale_run(codes: usize, bands: &str, scrapes: usize) -> ScaleRun {
         get(http, "/metrics").expect("scrape");
     }
     let busy = process_cpu(&process) - cpu - feed_rate * started.elapsed().as_secs_f64();
-    let mut times = Vec::new();
-    let mut last = String::new();
-    for _ in 0..scrapes {
-        let started = Instant::now();
-        let (status, body) = get(http, "/metrics").expect("scrape");
-        times.push(started.elapsed().as_secs_f64() * 1e3);
-        assert_eq!(status, 200);
-        last = body;
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    times.sort_by(f64::total_cmp);
+    let (times, last) = timed_scrapes(http, scrapes, Duration::from_millis(100));
     let (rss_kib, peak_rss_kib) = rss(&process);
     terminate(process);
     let rank = |q: f64| times[((times.len() as f64 * q).ceil() as usize).clamp(1, times.len()) - 1];
@@ -895,4 +876,20 @@ fn idle_once(wait: Duration) -> (f64, u64) {
     let (rss_kib, _) = rss(&process);
     let (cpu, _) = terminate(process);
     (cpu, rss_kib)
+}
+
+/// `n` scrapes of `/metrics`, `pause` apart: their times in ms, sorted, and the last body.
+fn timed_scrapes(http: SocketAddr, n: usize, pause: Duration) -> (Vec<f64>, String) {
+    let mut times = Vec::with_capacity(n);
+    let mut last = String::new();
+    for _ in 0..n {
+        let started = Instant::now();
+        let (status, body) = get(http, "/metrics").expect("scrape");
+        times.push(started.elapsed().as_secs_f64() * 1e3);
+        assert_eq!(status, 200);
+        last = body;
+        std::thread::sleep(pause);
+    }
+    times.sort_by(f64::total_cmp);
+    (times, last)
 }
