@@ -277,17 +277,29 @@ def check_sharded(p, docs):
     return int(count) if count and count.isdigit() else 0
 
 
+def environment_without_settings():
+    """This process's environment without any UPBIT_EXPORTER__ setting of its own."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("UPBIT_EXPORTER__")}
+
+
+def configmap_config(tmp):
+    """The ConfigMap's config.toml written into `tmp`, its state_file pointed into `tmp` (the
+    directory exists in the pod, an emptyDir or a volume; here it must be writable)."""
+    cm = next(c for c in by_kind("ConfigMap") if c["metadata"]["name"] == "upbit-exporter")
+    config = Path(tmp) / "config.toml"
+    text = cm["data"]["config.toml"]
+    config.write_text(re.sub(r'^state_file\s*=.*$', f'state_file = "{tmp}/subscription.json"', text, flags=re.M))
+    return config
+
+
 def check_overlay_config(p, binary, replicas):
     """`BIN check-config` on the ConfigMap's config.toml with each pod's literal environment (the
     pod index of each ordinal filled in)."""
     workload = (by_kind("StatefulSet") or by_kind("Deployment"))[0]
     env_spec = workload["spec"]["template"]["spec"]["containers"][0].get("env", [])
-    cm = next(c for c in by_kind("ConfigMap") if c["metadata"]["name"] == "upbit-exporter")
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("UPBIT_EXPORTER__")}
+    clean = environment_without_settings()
     with tempfile.TemporaryDirectory() as tmp:
-        config = Path(tmp) / "config.toml"
-        text = cm["data"]["config.toml"]
-        config.write_text(re.sub(r'^state_file\s*=.*$', f'state_file = "{tmp}/subscription.json"', text, flags=re.M))
+        config = configmap_config(tmp)
         for ordinal in range(replicas):
             env = dict(clean)
             for e in env_spec:
@@ -666,13 +678,9 @@ def cmd_config(args):
         raise SystemExit("usage: checks.py config BIN")
     binary = args[0]
     p = Problems()
-    cm = next(c for c in by_kind("ConfigMap") if c["metadata"]["name"] == "upbit-exporter")
-    clean_env = {k: v for k, v in os.environ.items() if not k.startswith("UPBIT_EXPORTER__")}
+    clean_env = environment_without_settings()
     with tempfile.TemporaryDirectory() as tmp:
-        config = Path(tmp) / "config.toml"
-        text = cm["data"]["config.toml"]
-        # The state_file's directory exists in the pod (emptyDir); point it somewhere writable here.
-        config.write_text(re.sub(r'^state_file\s*=.*$', f'state_file = "{tmp}/subscription.json"', text, flags=re.M))
+        config = configmap_config(tmp)
         run = subprocess.run([binary, "check-config", "--config", str(config)], env=clean_env, capture_output=True, text=True, timeout=30)
         p.check(run.returncode == 0, f"ConfigMap config.toml: check-config exited {run.returncode}: {run.stderr.strip() or run.stdout.strip()}")
     compose = yaml.safe_load(COMPOSE.read_text())
