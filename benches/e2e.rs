@@ -6,6 +6,7 @@
 //! cargo bench --bench e2e -- --json FILE        # also write the figures as JSON
 //! cargo bench --bench e2e -- --only orderbook   # CPU per frame of one type only (both formats)
 //! cargo bench --bench e2e -- --only scale       # one section: flood, latency, scrape, scale, idle
+//! E2E_BIN=/tmp/old/upbit-exporter cargo bench --bench e2e -- --only scale   # another build
 //! ```
 //!
 //! Each figure runs the release binary (`upbit-exporter simulate` as the exchange, `upbit-exporter
@@ -40,7 +41,11 @@ use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 use upbit_exporter::upbit::model::{Candle, Orderbook, Ticker, Trade};
 
-const BIN: &str = env!("CARGO_BIN_EXE_upbit-exporter");
+/// The binary measured: this build's, or `E2E_BIN` (a saved build, for before/after figures
+/// on one machine in one sitting).
+fn bin() -> String {
+    std::env::var("E2E_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_upbit-exporter").to_owned())
+}
 const CODES: [&str; 5] = ["KRW-BTC", "KRW-ETH", "KRW-XRP", "KRW-SOL", "KRW-DOGE"];
 /// Runs of each CPU figure; the best is kept.
 const REPEATS: usize = 3;
@@ -87,7 +92,7 @@ fn main() {
     }
     let machine = machine();
     println!("e2e benchmark on {machine}");
-    println!("binary: {BIN}\n");
+    println!("binary: {}\n", bin());
     let mut report = json!({ "machine": machine });
 
     let (small, large) = if options.quick {
@@ -348,7 +353,7 @@ impl Drop for Process {
 
 /// Starts the simulator; returns it and its address.
 fn simulator(extra: &[String]) -> (Process, SocketAddr) {
-    let mut child = Command::new(BIN)
+    let mut child = Command::new(bin())
         .arg("simulate")
         .args(["--listen", "127.0.0.1:0", "--connect-limit", "0"])
         .args(extra)
@@ -388,7 +393,7 @@ fn service_with(
     env: &[(&str, &str)],
 ) -> (Process, SocketAddr) {
     let http = free_port();
-    let child = Command::new(BIN)
+    let child = Command::new(bin())
         .envs(env.iter().copied())
         .arg("run")
         .env("RUST_LOG", "warn")
