@@ -150,8 +150,10 @@ impl Sender {
                             Ok(acked) => in_flight.push(acked),
                             Err(event) => {
                                 // The client would not take it (lost connection, full
-                                // queue): it and the rest wait in the buffer, in order.
-                                self.metrics.retried.inc();
+                                // queue): it and the rest wait in the buffer, in order. Never
+                                // sent, so not a retry: `retried` counts sent messages whose
+                                // acknowledgement failed, and every sent message ends acked,
+                                // rejected or retried.
                                 let rest = std::iter::once(event).chain(batch.by_ref());
                                 self.buffer.put_back(rest.collect());
                                 break;

@@ -202,8 +202,11 @@ fn received_total(m: &Metrics) -> u64 {
 /// Whether the sink has nothing left to send or to hear back: every message sent was
 /// acknowledged or refused.
 fn sink_idle(m: &Metrics) -> bool {
+    // Every message sent ends acknowledged, rejected, or retried (its acknowledgement lost or
+    // late, and it is back in the buffer).
     let answered = m.get("upbit_sink_acked_total", &[])
-        + m.get("upbit_sink_dropped_total", &[("reason", "rejected")]);
+        + m.get("upbit_sink_dropped_total", &[("reason", "rejected")])
+        + m.get("upbit_sink_retried_total", &[]);
     m.get("upbit_sink_buffer_messages", &[]) == 0.0
         && m.get("upbit_sink_in_flight_messages", &[]) == 0.0
         && m.get("upbit_sink_published_total", &[]) == answered
@@ -227,7 +230,11 @@ async fn settled(url: &str, apps: &[&TestApp]) -> (Vec<Stored>, Vec<Metrics>) {
             let messages = stored(url, "UPBIT").await;
             for (app, m) in apps.iter().zip(&before) {
                 let again = app.metrics().await;
-                if received_total(&again) != received_total(m) || !sink_idle(&again) {
+                let sent = |m: &Metrics| m.get("upbit_sink_published_total", &[]);
+                if received_total(&again) != received_total(m)
+                    || sent(&again) != sent(m)
+                    || !sink_idle(&again)
+                {
                     return None;
                 }
             }
@@ -715,12 +722,9 @@ fn link_events(m: &Metrics) -> u64 {
     (m.get("upbit_connections_total", &[]) + downs) as u64
 }
 
-/// The registry's text after the service stopped (its HTTP server is gone by then).
-fn final_metrics(registry: &prometheus::Registry) -> Metrics {
-    let text = prometheus::TextEncoder::new()
-        .encode_to_string(&registry.gather())
-        .expect("metrics text");
-    Metrics(text)
+/// The `/metrics` text after the service stopped (its HTTP server is gone by then).
+fn final_metrics(exposition: &upbit_exporter::telemetry::Exposition) -> Metrics {
+    Metrics(exposition.render())
 }
 
 #[actix_rt::test]
@@ -735,7 +739,7 @@ async fn nats_at_shutdown_the_buffer_is_sent_or_counted() {
         (app.metrics().await.get("upbit_sink_acked_total", &[]) >= 50.0).then_some(())
     })
     .await;
-    let registry = app.handle.registry.clone();
+    let registry = app.handle.exposition.clone();
     app.shutdown().await;
     let m = final_metrics(&registry);
     let stored = stored(&url, "UPBIT").await.len() as u64;
@@ -756,7 +760,7 @@ async fn nats_at_shutdown_the_buffer_is_sent_or_counted() {
         (m.get("upbit_sink_dropped_total", &[("reason", "buffer_full")]) > 0.0).then_some(())
     })
     .await;
-    let registry = app.handle.registry.clone();
+    let registry = app.handle.exposition.clone();
     app.shutdown().await;
     let m = final_metrics(&registry);
     assert_eq!(
