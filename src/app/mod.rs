@@ -5,7 +5,7 @@
 //!   Upbit ──ws──▶ ConnectionActor ──FramesReceived──▶ DecoderActor ──FramesDecoded──▶ MetricsActor
 //!   (supervised)      │  ▲ SetSubscription/Reconnect/Shutdown   (all on one pipeline arbiter)
 //!                     ▼  │                                                     │
-//!                  StatusBoard ◀── HTTP: /readyz /api/v1 ──▶ Registry ◀────────┘  /metrics
+//!                  StatusBoard ◀── HTTP: /readyz /api/v1 ──▶ Exposition ◀──────┘  /metrics
 //! ```
 
 mod pipeline;
@@ -25,7 +25,7 @@ use crate::settings::Settings;
 use crate::status::{LinkState, StatusBoards};
 use crate::stream::Hub;
 use crate::telemetry::metrics::{SinkMetrics, StreamMetrics};
-use crate::telemetry::Metrics;
+use crate::telemetry::{Exposition, Metrics};
 
 /// How long the HTTP server may take to finish in-flight requests at shutdown.
 pub(crate) const HTTP_SHUTDOWN: Duration = Duration::from_secs(3);
@@ -46,8 +46,8 @@ pub enum StartError {
 pub struct AppHandle {
     /// Where the HTTP server listens (useful with port 0).
     pub http_addr: SocketAddr,
-    /// The registry behind `/metrics`.
-    pub registry: Registry,
+    /// The text behind `/metrics` (readable after the HTTP server stopped).
+    pub exposition: Exposition,
     boards: StatusBoards,
     manager: Addr<SubscriptionManager>,
     server: ServerHandle,
@@ -72,7 +72,8 @@ pub async fn start(settings: Settings) -> Result<AppHandle, StartError> {
         sink.as_ref().map(NatsSink::event_sink),
     )?;
     let board = sink.as_ref().map(|s| s.board().clone());
-    let state = server::app_state(&settings, &pipeline, stream.clone(), board);
+    let exposition = Exposition::new(registry.clone(), metrics.clone());
+    let state = server::app_state(&settings, &pipeline, stream.clone(), board, &exposition);
     let server = server::serve(&settings, listener, &registry, state)?;
     log::info!(
         "started version={} http={http_addr} upbit={} control={}",
@@ -86,7 +87,7 @@ pub async fn start(settings: Settings) -> Result<AppHandle, StartError> {
     );
     Ok(AppHandle {
         http_addr,
-        registry,
+        exposition,
         boards: pipeline.boards,
         manager: pipeline.manager,
         server,

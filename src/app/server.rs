@@ -17,6 +17,7 @@ use crate::http::{self, AppState};
 use crate::nats::SinkBoard;
 use crate::settings::Settings;
 use crate::stream::Hub;
+use crate::telemetry::Exposition;
 
 /// What every HTTP handler reads.
 pub(super) fn app_state(
@@ -24,8 +25,10 @@ pub(super) fn app_state(
     pipeline: &Pipeline,
     stream: Option<Hub>,
     sink: Option<SinkBoard>,
+    exposition: &Exposition,
 ) -> AppState {
     AppState {
+        exposition: exposition.clone(),
         sink,
         status: pipeline.boards.clone(),
         freshness: settings.connection.idle_timeout,
@@ -51,8 +54,9 @@ pub(super) fn app_state(
     }
 }
 
-/// Starts the HTTP server on `listener`: `/metrics` (the registry, plus actix-web-prom's
-/// request metrics), health, the API and the live page, on `http.workers` threads.
+/// Starts the HTTP server on `listener`: `/metrics`, health, the API and the live page, on
+/// `http.workers` threads. actix-web-prom counts the requests into `registry`; `/metrics` itself
+/// is a route of ours ([`Exposition`]).
 pub(super) fn serve(
     settings: &Settings,
     listener: TcpListener,
@@ -61,7 +65,6 @@ pub(super) fn serve(
 ) -> Result<ServerHandle, StartError> {
     let prometheus = PrometheusMetricsBuilder::new("upbit")
         .registry(registry.clone())
-        .endpoint("/metrics")
         .exclude("/healthz")
         .exclude("/readyz")
         .mask_unmatched_patterns("UNKNOWN")

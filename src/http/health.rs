@@ -1,6 +1,6 @@
-//! `/healthz` (the process serves HTTP; never depends on Upbit) and `/readyz` (connected,
+//! `/healthz` (the process serves HTTP; never depends on Upbit), `/readyz` (connected,
 //! subscribed, and a frame arrived within the idle timeout; with `nats.required`, the NATS sink
-//! publishing too).
+//! publishing too) and `/metrics`, what Prometheus probes.
 
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
@@ -61,4 +61,14 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             reason: Some(reason),
         }),
     }
+}
+
+/// Prometheus metrics (text exposition format 0.0.4).
+#[utoipa::path(get, tag = "meta", path = "/metrics", responses(
+    (status = 200, description = "metrics", body = String, content_type = "text/plain"),
+))]
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(crate::telemetry::exposition::CONTENT_TYPE)
+        .body(state.exposition.render())
 }

@@ -1,5 +1,5 @@
-//! The HTTP surface: `/metrics` (served by the actix-web-prom middleware on the service's
-//! registry), `/healthz`, `/readyz`, the control and data API under `/api/v1`, its OpenAPI
+//! The HTTP surface: `/metrics` ([`crate::telemetry::Exposition`]; actix-web-prom's middleware
+//! counts every request), `/healthz`, `/readyz`, the control and data API under `/api/v1`, its OpenAPI
 //! document (generated from the handlers and their response types: `openapi.rs`), the live
 //! stream (`/api/v1/stream`, `/api/v1/events`) and its page (`/`), and JSON errors for
 //! everything else.
@@ -36,6 +36,8 @@ pub const MUTATIONS_PER_SECOND: usize = 100;
 /// What handlers share.
 #[derive(Clone)]
 pub struct AppState {
+    /// The text behind `/metrics`.
+    pub exposition: crate::telemetry::Exposition,
     /// Every connection's state (index 0 first).
     pub status: StatusBoards,
     /// `/readyz` needs a frame within this long (the connection's idle timeout).
@@ -74,11 +76,10 @@ const ROUTES: [Route; 15] = [
         allow: "GET",
         handlers: |r| r.route(web::get().to(health::readyz)),
     },
-    // GET /metrics is answered by the actix-web-prom middleware before routing.
     Route {
         path: "/metrics",
         allow: "GET",
-        handlers: |r| r,
+        handlers: |r| r.route(web::get().to(health::metrics)),
     },
     Route {
         path: "/api/v1/openapi.json",

@@ -39,7 +39,7 @@ UPBIT_EXPORTER__CONTROL__TOKEN); without a configured token they answer 403. Eve
     paths(
         super::health::healthz,
         super::health::readyz,
-        metrics,
+        super::health::metrics,
         openapi_json,
         super::status::status,
         super::control::get_subscriptions,
@@ -78,15 +78,6 @@ impl Modify for BearerScheme {
         );
     }
 }
-
-/// Prometheus metrics (text exposition format).
-///
-/// Served by the actix-web-prom middleware before routing; this item only documents it.
-#[utoipa::path(get, tag = "meta", path = "/metrics", responses(
-    (status = 200, description = "metrics", body = String, content_type = "text/plain"),
-))]
-#[allow(dead_code, reason = "documents a route the metrics middleware answers")]
-fn metrics() {}
 
 /// This document.
 #[utoipa::path(get, tag = "meta", path = "/api/v1/openapi.json", responses(

@@ -10,10 +10,11 @@
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{
-    Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
-    Opts, Registry,
+    Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
 };
 
+use super::family::{CounterFamily, Encode, GaugeFamily, IntCounterFamily, IntGaugeFamily};
 use crate::subscription::Shard;
 use crate::upbit::DecodeError;
 
@@ -78,7 +79,7 @@ pub struct Metrics {
     pub reconnect_backoff: Gauge,
     pub subscription_requests: IntCounter,
     pub subscribed_codes: IntGaugeVec,
-    pub received_messages: IntCounterVec,
+    pub received_messages: IntCounterFamily,
     pub received_frames: IntCounter,
     pub received_bytes: IntCounter,
     pub message_size: HistogramVec,
@@ -87,41 +88,41 @@ pub struct Metrics {
     pub server_errors: IntCounterVec,
     pub pings_sent: IntCounter,
     pub pongs_received: IntCounter,
-    pub last_message_timestamp: GaugeVec,
+    pub last_message_timestamp: GaugeFamily,
     pub exchange_delay: HistogramVec,
     pub pipeline_latency: prometheus::Histogram,
-    pub trade_price: GaugeVec,
-    pub signed_change_rate: GaugeVec,
-    pub acc_trade_volume_24h: GaugeVec,
-    pub acc_trade_price_24h: GaugeVec,
-    pub market_state: IntGaugeVec,
-    pub trading_suspended: IntGaugeVec,
-    pub trades: IntCounterVec,
-    pub trade_volume: prometheus::CounterVec,
-    pub best_ask_price: GaugeVec,
-    pub best_bid_price: GaugeVec,
-    pub total_ask_size: GaugeVec,
-    pub total_bid_size: GaugeVec,
-    pub candle_close_price: GaugeVec,
-    pub mid_price: GaugeVec,
-    pub spread_price: GaugeVec,
-    pub spread_ratio: GaugeVec,
-    pub orderbook_imbalance: GaugeVec,
-    pub orderbook_depth: GaugeVec,
-    pub orderbook_depth_complete: IntGaugeVec,
-    pub trade_notional: prometheus::CounterVec,
-    pub candle_open_price: GaugeVec,
-    pub candle_high_price: GaugeVec,
-    pub candle_low_price: GaugeVec,
-    pub candle_volume: GaugeVec,
-    pub candle_start_timestamp: GaugeVec,
-    pub market_listed_timestamp: GaugeVec,
+    pub trade_price: GaugeFamily,
+    pub signed_change_rate: GaugeFamily,
+    pub acc_trade_volume_24h: GaugeFamily,
+    pub acc_trade_price_24h: GaugeFamily,
+    pub market_state: IntGaugeFamily,
+    pub trading_suspended: IntGaugeFamily,
+    pub trades: IntCounterFamily,
+    pub trade_volume: CounterFamily,
+    pub best_ask_price: GaugeFamily,
+    pub best_bid_price: GaugeFamily,
+    pub total_ask_size: GaugeFamily,
+    pub total_bid_size: GaugeFamily,
+    pub candle_close_price: GaugeFamily,
+    pub mid_price: GaugeFamily,
+    pub spread_price: GaugeFamily,
+    pub spread_ratio: GaugeFamily,
+    pub orderbook_imbalance: GaugeFamily,
+    pub orderbook_depth: GaugeFamily,
+    pub orderbook_depth_complete: IntGaugeFamily,
+    pub trade_notional: CounterFamily,
+    pub candle_open_price: GaugeFamily,
+    pub candle_high_price: GaugeFamily,
+    pub candle_low_price: GaugeFamily,
+    pub candle_volume: GaugeFamily,
+    pub candle_start_timestamp: GaugeFamily,
+    pub market_listed_timestamp: GaugeFamily,
     pub dropped_messages: IntCounterVec,
     pub build_info: IntGaugeVec,
-    pub market_warning: IntGaugeVec,
-    pub market_caution: IntGaugeVec,
-    pub market_info: IntGaugeVec,
-    pub delisting_timestamp: GaugeVec,
+    pub market_warning: IntGaugeFamily,
+    pub market_caution: IntGaugeFamily,
+    pub market_info: IntGaugeFamily,
+    pub delisting_timestamp: GaugeFamily,
     pub connection_up: IntGaugeVec,
     pub connection_codes: IntGaugeVec,
     pub market_list_fetches: IntCounterVec,
@@ -150,7 +151,7 @@ impl Metrics {
             reconnect_backoff: Gauge::with_opts(opts("upbit_reconnect_backoff_seconds", "Delay before the current or next reconnect attempt; 0 when connected."))?,
             subscription_requests: IntCounter::with_opts(opts("upbit_subscription_requests_total", "Subscription and LIST_SUBSCRIPTIONS messages sent to Upbit."))?,
             subscribed_codes: IntGaugeVec::new(opts("upbit_subscribed_codes", "Codes in the desired subscription, by type."), &["type"])?,
-            received_messages: IntCounterVec::new(opts("upbit_received_messages_total", "Decoded market messages, by type and code."), &["type", "code"])?,
+            received_messages: IntCounterFamily::new("upbit_received_messages_total", "Decoded market messages, by type and code.", &["type", "code"]),
             received_frames: IntCounter::with_opts(opts("upbit_received_frames_total", "WebSocket data frames received (binary and text)."))?,
             received_bytes: IntCounter::with_opts(opts("upbit_received_bytes_total", "Payload bytes of the data frames received."))?,
             message_size: HistogramVec::new(HistogramOpts::new("upbit_received_message_size_bytes", "Size of data frames, by the type of their (first) message.").buckets(SIZE_BUCKETS.to_vec()), &["type"])?,
@@ -159,41 +160,41 @@ impl Metrics {
             server_errors: IntCounterVec::new(opts("upbit_server_errors_total", "Error frames sent by Upbit, by error name."), &["name"])?,
             pings_sent: IntCounter::with_opts(opts("upbit_pings_sent_total", "WebSocket pings sent."))?,
             pongs_received: IntCounter::with_opts(opts("upbit_pongs_received_total", "WebSocket pongs received."))?,
-            last_message_timestamp: GaugeVec::new(opts("upbit_last_message_timestamp_seconds", "Unix time at which the last message of this type and code was received."), &["type", "code"])?,
+            last_message_timestamp: GaugeFamily::new("upbit_last_message_timestamp_seconds", "Unix time at which the last message of this type and code was received.", &["type", "code"]),
             exchange_delay: HistogramVec::new(HistogramOpts::new("upbit_exchange_delay_seconds", "Receive time minus the message's exchange timestamp.").buckets(DELAY_BUCKETS.to_vec()), &["type"])?,
             pipeline_latency: prometheus::Histogram::with_opts(HistogramOpts::new("upbit_pipeline_latency_seconds", "Time from reading a frame off the socket to its metrics being updated.").buckets(PIPELINE_BUCKETS.to_vec()))?,
-            trade_price: GaugeVec::new(opts("upbit_trade_price", "Last traded price (from tickers and trades)."), &["code"])?,
-            signed_change_rate: GaugeVec::new(opts("upbit_signed_change_rate", "Change against the previous close, as a signed ratio (ticker)."), &["code"])?,
-            acc_trade_volume_24h: GaugeVec::new(opts("upbit_acc_trade_volume_24h", "Traded volume over the last 24 h (ticker)."), &["code"])?,
-            acc_trade_price_24h: GaugeVec::new(opts("upbit_acc_trade_price_24h", "Traded value over the last 24 h, in the quote currency (ticker)."), &["code"])?,
-            market_state: IntGaugeVec::new(opts("upbit_market_state", "1 for the market's current state (PREVIEW, ACTIVE, DELISTED), from the ticker."), &["code", "state"])?,
-            trading_suspended: IntGaugeVec::new(opts("upbit_trading_suspended", "1 while trading is suspended, from the ticker."), &["code"])?,
-            trades: IntCounterVec::new(opts("upbit_trades_total", "Trades received, by code and aggressor side."), &["code", "side"])?,
-            trade_volume: prometheus::CounterVec::new(opts("upbit_trade_volume_total", "Volume traded, by code and aggressor side."), &["code", "side"])?,
-            best_ask_price: GaugeVec::new(opts("upbit_orderbook_best_ask_price", "Lowest ask of the last orderbook."), &["code"])?,
-            best_bid_price: GaugeVec::new(opts("upbit_orderbook_best_bid_price", "Highest bid of the last orderbook."), &["code"])?,
-            total_ask_size: GaugeVec::new(opts("upbit_orderbook_total_ask_size", "Sum of ask sizes of the last orderbook."), &["code"])?,
-            total_bid_size: GaugeVec::new(opts("upbit_orderbook_total_bid_size", "Sum of bid sizes of the last orderbook."), &["code"])?,
-            candle_close_price: GaugeVec::new(opts("upbit_candle_close_price", "Close (last trade) price of the latest candle, by candle type and code."), &["type", "code"])?,
-            mid_price: GaugeVec::new(opts("upbit_orderbook_mid_price", "(best ask + best bid) / 2 of the last orderbook; NaN while a side is empty."), &["code"])?,
-            spread_price: GaugeVec::new(opts("upbit_orderbook_spread_price", "Best ask - best bid of the last orderbook; NaN while a side is empty."), &["code"])?,
-            spread_ratio: GaugeVec::new(opts("upbit_orderbook_spread_ratio", "Spread / mid of the last orderbook; NaN while a side is empty."), &["code"])?,
-            orderbook_imbalance: GaugeVec::new(opts("upbit_orderbook_imbalance", "(bid size - ask size) / (bid size + ask size) over the units of the last orderbook, -1 to 1; NaN when both sides are empty."), &["code"])?,
-            orderbook_depth: GaugeVec::new(opts("upbit_orderbook_depth", "Quote-currency value (price x size) of the last orderbook's levels on this side within bps basis points of the mid; a lower bound where upbit_orderbook_depth_complete is 0."), &["code", "side", "bps"])?,
-            orderbook_depth_complete: IntGaugeVec::new(opts("upbit_orderbook_depth_complete", "1 when the last orderbook had a level on this side beyond the band, so upbit_orderbook_depth covers the whole band; 0 when the band may reach past the last unit received."), &["code", "side", "bps"])?,
-            trade_notional: prometheus::CounterVec::new(opts("upbit_trade_notional_total", "Price x volume traded, in the quote currency, by code and aggressor side: VWAP = rate(notional) / rate(volume)."), &["code", "side"])?,
-            candle_open_price: GaugeVec::new(opts("upbit_candle_open_price", "Open price of the latest candle, by candle type and code."), &["type", "code"])?,
-            candle_high_price: GaugeVec::new(opts("upbit_candle_high_price", "High price of the latest candle, by candle type and code."), &["type", "code"])?,
-            candle_low_price: GaugeVec::new(opts("upbit_candle_low_price", "Low price of the latest candle, by candle type and code."), &["type", "code"])?,
-            candle_volume: GaugeVec::new(opts("upbit_candle_volume", "Volume traded in the latest candle so far, by candle type and code."), &["type", "code"])?,
-            candle_start_timestamp: GaugeVec::new(opts("upbit_candle_start_timestamp_seconds", "Unix time at which the latest candle starts (candle_date_time_utc), by candle type and code."), &["type", "code"])?,
-            market_listed_timestamp: GaugeVec::new(opts("upbit_market_listed_timestamp_seconds", "Unix time of the market list fetch in which this service first saw the market, for markets that appeared after its first fetch; absent for markets already in the first list."), &["code"])?,
+            trade_price: GaugeFamily::new("upbit_trade_price", "Last traded price (from tickers and trades).", &["code"]),
+            signed_change_rate: GaugeFamily::new("upbit_signed_change_rate", "Change against the previous close, as a signed ratio (ticker).", &["code"]),
+            acc_trade_volume_24h: GaugeFamily::new("upbit_acc_trade_volume_24h", "Traded volume over the last 24 h (ticker).", &["code"]),
+            acc_trade_price_24h: GaugeFamily::new("upbit_acc_trade_price_24h", "Traded value over the last 24 h, in the quote currency (ticker).", &["code"]),
+            market_state: IntGaugeFamily::new("upbit_market_state", "1 for the market's current state (PREVIEW, ACTIVE, DELISTED), from the ticker.", &["code", "state"]),
+            trading_suspended: IntGaugeFamily::new("upbit_trading_suspended", "1 while trading is suspended, from the ticker.", &["code"]),
+            trades: IntCounterFamily::new("upbit_trades_total", "Trades received, by code and aggressor side.", &["code", "side"]),
+            trade_volume: CounterFamily::new("upbit_trade_volume_total", "Volume traded, by code and aggressor side.", &["code", "side"]),
+            best_ask_price: GaugeFamily::new("upbit_orderbook_best_ask_price", "Lowest ask of the last orderbook.", &["code"]),
+            best_bid_price: GaugeFamily::new("upbit_orderbook_best_bid_price", "Highest bid of the last orderbook.", &["code"]),
+            total_ask_size: GaugeFamily::new("upbit_orderbook_total_ask_size", "Sum of ask sizes of the last orderbook.", &["code"]),
+            total_bid_size: GaugeFamily::new("upbit_orderbook_total_bid_size", "Sum of bid sizes of the last orderbook.", &["code"]),
+            candle_close_price: GaugeFamily::new("upbit_candle_close_price", "Close (last trade) price of the latest candle, by candle type and code.", &["type", "code"]),
+            mid_price: GaugeFamily::new("upbit_orderbook_mid_price", "(best ask + best bid) / 2 of the last orderbook; NaN while a side is empty.", &["code"]),
+            spread_price: GaugeFamily::new("upbit_orderbook_spread_price", "Best ask - best bid of the last orderbook; NaN while a side is empty.", &["code"]),
+            spread_ratio: GaugeFamily::new("upbit_orderbook_spread_ratio", "Spread / mid of the last orderbook; NaN while a side is empty.", &["code"]),
+            orderbook_imbalance: GaugeFamily::new("upbit_orderbook_imbalance", "(bid size - ask size) / (bid size + ask size) over the units of the last orderbook, -1 to 1; NaN when both sides are empty.", &["code"]),
+            orderbook_depth: GaugeFamily::new("upbit_orderbook_depth", "Quote-currency value (price x size) of the last orderbook's levels on this side within bps basis points of the mid; a lower bound where upbit_orderbook_depth_complete is 0.", &["code", "side", "bps"]),
+            orderbook_depth_complete: IntGaugeFamily::new("upbit_orderbook_depth_complete", "1 when the last orderbook had a level on this side beyond the band, so upbit_orderbook_depth covers the whole band; 0 when the band may reach past the last unit received.", &["code", "side", "bps"]),
+            trade_notional: CounterFamily::new("upbit_trade_notional_total", "Price x volume traded, in the quote currency, by code and aggressor side: VWAP = rate(notional) / rate(volume).", &["code", "side"]),
+            candle_open_price: GaugeFamily::new("upbit_candle_open_price", "Open price of the latest candle, by candle type and code.", &["type", "code"]),
+            candle_high_price: GaugeFamily::new("upbit_candle_high_price", "High price of the latest candle, by candle type and code.", &["type", "code"]),
+            candle_low_price: GaugeFamily::new("upbit_candle_low_price", "Low price of the latest candle, by candle type and code.", &["type", "code"]),
+            candle_volume: GaugeFamily::new("upbit_candle_volume", "Volume traded in the latest candle so far, by candle type and code.", &["type", "code"]),
+            candle_start_timestamp: GaugeFamily::new("upbit_candle_start_timestamp_seconds", "Unix time at which the latest candle starts (candle_date_time_utc), by candle type and code.", &["type", "code"]),
+            market_listed_timestamp: GaugeFamily::new("upbit_market_listed_timestamp_seconds", "Unix time of the market list fetch in which this service first saw the market, for markets that appeared after its first fetch; absent for markets already in the first list.", &["code"]),
             dropped_messages: IntCounterVec::new(opts("upbit_dropped_messages_total", "Frames or messages the pipeline dropped, by stage and reason."), &["stage", "reason"])?,
             build_info: IntGaugeVec::new(opts("upbit_build_info", "Always 1; the version label tells what runs."), &["version"])?,
-            market_warning: IntGaugeVec::new(opts("upbit_market_warning", "1 while Upbit flags the market with an investment warning: market_event.warning from the market list, else the ticker's deprecated market_warning; absent while neither said."), &["code"])?,
-            market_caution: IntGaugeVec::new(opts("upbit_market_caution", "1 while Upbit raises this caution flag on the market (market_event.caution of the market list; reason is Upbit's flag name, OTHER for flags not known here); absent until the list said."), &["code", "reason"])?,
-            market_info: IntGaugeVec::new(opts("upbit_market_info", "Always 1: the coin's names from the market list, to join on code."), &["code", "korean_name", "english_name"])?,
-            delisting_timestamp: GaugeVec::new(opts("upbit_delisting_timestamp_seconds", "Unix time (00:00 UTC) of the market's announced delisting date, from the ticker; absent when none."), &["code"])?,
+            market_warning: IntGaugeFamily::new("upbit_market_warning", "1 while Upbit flags the market with an investment warning: market_event.warning from the market list, else the ticker's deprecated market_warning; absent while neither said.", &["code"]),
+            market_caution: IntGaugeFamily::new("upbit_market_caution", "1 while Upbit raises this caution flag on the market (market_event.caution of the market list; reason is Upbit's flag name, OTHER for flags not known here); absent until the list said.", &["code", "reason"]),
+            market_info: IntGaugeFamily::new("upbit_market_info", "Always 1: the coin's names from the market list, to join on code.", &["code", "korean_name", "english_name"]),
+            delisting_timestamp: GaugeFamily::new("upbit_delisting_timestamp_seconds", "Unix time (00:00 UTC) of the market's announced delisting date, from the ticker; absent when none.", &["code"]),
             connection_up: IntGaugeVec::new(opts("upbit_connection_up", "1 while this connection is connected and subscribed, by connection index."), &["connection"])?,
             connection_codes: IntGaugeVec::new(opts("upbit_connection_codes", "Codes assigned to this connection, by connection index."), &["connection"])?,
             market_list_fetches: IntCounterVec::new(opts("upbit_market_list_fetches_total", "Fetches of Upbit's market list (discovery), by result."), &["result"])?,
@@ -234,6 +235,45 @@ impl Metrics {
         Ok(m)
     }
 
+    /// The market families, by name: written to `/metrics` beside the registry, not through it
+    /// ([`family`](super::family) says why).
+    pub fn market_families(&self) -> [&dyn Encode; 32] {
+        [
+            &self.acc_trade_price_24h,
+            &self.acc_trade_volume_24h,
+            &self.candle_close_price,
+            &self.candle_high_price,
+            &self.candle_low_price,
+            &self.candle_open_price,
+            &self.candle_start_timestamp,
+            &self.candle_volume,
+            &self.delisting_timestamp,
+            &self.last_message_timestamp,
+            &self.market_caution,
+            &self.market_info,
+            &self.market_listed_timestamp,
+            &self.market_state,
+            &self.market_warning,
+            &self.best_ask_price,
+            &self.best_bid_price,
+            &self.orderbook_depth,
+            &self.orderbook_depth_complete,
+            &self.orderbook_imbalance,
+            &self.mid_price,
+            &self.spread_price,
+            &self.spread_ratio,
+            &self.total_ask_size,
+            &self.total_bid_size,
+            &self.received_messages,
+            &self.signed_change_rate,
+            &self.trade_notional,
+            &self.trade_price,
+            &self.trade_volume,
+            &self.trades,
+            &self.trading_suspended,
+        ]
+    }
+
     fn register_all(&self, r: &Registry) -> prometheus::Result<()> {
         r.register(Box::new(self.connections.clone()))?;
         r.register(Box::new(self.disconnections.clone()))?;
@@ -243,7 +283,6 @@ impl Metrics {
         r.register(Box::new(self.reconnect_backoff.clone()))?;
         r.register(Box::new(self.subscription_requests.clone()))?;
         r.register(Box::new(self.subscribed_codes.clone()))?;
-        r.register(Box::new(self.received_messages.clone()))?;
         r.register(Box::new(self.received_frames.clone()))?;
         r.register(Box::new(self.received_bytes.clone()))?;
         r.register(Box::new(self.message_size.clone()))?;
@@ -252,41 +291,10 @@ impl Metrics {
         r.register(Box::new(self.server_errors.clone()))?;
         r.register(Box::new(self.pings_sent.clone()))?;
         r.register(Box::new(self.pongs_received.clone()))?;
-        r.register(Box::new(self.last_message_timestamp.clone()))?;
         r.register(Box::new(self.exchange_delay.clone()))?;
         r.register(Box::new(self.pipeline_latency.clone()))?;
-        r.register(Box::new(self.trade_price.clone()))?;
-        r.register(Box::new(self.signed_change_rate.clone()))?;
-        r.register(Box::new(self.acc_trade_volume_24h.clone()))?;
-        r.register(Box::new(self.acc_trade_price_24h.clone()))?;
-        r.register(Box::new(self.market_state.clone()))?;
-        r.register(Box::new(self.trading_suspended.clone()))?;
-        r.register(Box::new(self.trades.clone()))?;
-        r.register(Box::new(self.trade_volume.clone()))?;
-        r.register(Box::new(self.best_ask_price.clone()))?;
-        r.register(Box::new(self.best_bid_price.clone()))?;
-        r.register(Box::new(self.total_ask_size.clone()))?;
-        r.register(Box::new(self.total_bid_size.clone()))?;
-        r.register(Box::new(self.candle_close_price.clone()))?;
-        r.register(Box::new(self.mid_price.clone()))?;
-        r.register(Box::new(self.spread_price.clone()))?;
-        r.register(Box::new(self.spread_ratio.clone()))?;
-        r.register(Box::new(self.orderbook_imbalance.clone()))?;
-        r.register(Box::new(self.orderbook_depth.clone()))?;
-        r.register(Box::new(self.orderbook_depth_complete.clone()))?;
-        r.register(Box::new(self.trade_notional.clone()))?;
-        r.register(Box::new(self.candle_open_price.clone()))?;
-        r.register(Box::new(self.candle_high_price.clone()))?;
-        r.register(Box::new(self.candle_low_price.clone()))?;
-        r.register(Box::new(self.candle_volume.clone()))?;
-        r.register(Box::new(self.candle_start_timestamp.clone()))?;
-        r.register(Box::new(self.market_listed_timestamp.clone()))?;
         r.register(Box::new(self.dropped_messages.clone()))?;
         r.register(Box::new(self.build_info.clone()))?;
-        r.register(Box::new(self.market_warning.clone()))?;
-        r.register(Box::new(self.market_caution.clone()))?;
-        r.register(Box::new(self.market_info.clone()))?;
-        r.register(Box::new(self.delisting_timestamp.clone()))?;
         r.register(Box::new(self.connection_up.clone()))?;
         r.register(Box::new(self.connection_codes.clone()))?;
         r.register(Box::new(self.market_list_fetches.clone()))?;

@@ -1,11 +1,16 @@
 //! Metrics and operational events.
 //!
 //! - [`metrics`]: every metric, registered in one place;
+//! - [`family`]: the per-market label families, which write their own text;
+//! - [`exposition`]: the text behind `/metrics`;
 //! - [`events`]: lifecycle events that log and count together.
 
 pub mod events;
+pub mod exposition;
+pub mod family;
 pub mod metrics;
 
+pub use exposition::Exposition;
 pub use metrics::Metrics;
 
 use std::time::{Duration, Instant};

@@ -18,7 +18,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use prometheus::IntGauge;
+use crate::telemetry::family::{Gauge, IntGauge};
 
 use crate::telemetry::Metrics;
 use crate::upbit::market_list::MarketListing;
@@ -31,7 +31,7 @@ struct CodeEvents {
     warning: Option<IntGauge>,
     cautions: Vec<&'static str>,
     info: Option<[String; 2]>,
-    listed: Option<prometheus::Gauge>,
+    listed: Option<Gauge>,
 }
 
 /// Every subscribed code's market state and the last market list.
@@ -189,7 +189,6 @@ fn remove_series(m: &Metrics, code: &str, events: &CodeEvents) {
 mod tests {
     use super::*;
     use crate::upbit::market_list::MarketEvent;
-    use prometheus::core::Collector;
 
     fn list(warning: Option<bool>) -> Arc<HashMap<String, MarketListing>> {
         let listing = MarketListing {
@@ -207,13 +206,7 @@ mod tests {
     #[test]
     fn the_list_wins_the_ticker_fills_in_and_silence_claims_nothing() {
         let m = Metrics::register(&prometheus::Registry::new()).unwrap();
-        let warning = || {
-            m.market_warning.collect()[0]
-                .get_metric()
-                .iter()
-                .find(|s| s.get_label()[0].value() == "KRW-BTC")
-                .map(|s| s.get_gauge().get_value() as i64)
-        };
+        let warning = || m.market_warning.get(&["KRW-BTC"]).map(|s| s.get());
         let mut events = MarketEvents::default();
         events.set_codes(&m, &BTreeSet::from(["KRW-BTC"]));
         assert_eq!(warning(), None, "no source yet");
@@ -233,23 +226,13 @@ mod tests {
         assert_eq!(warning(), Some(1));
         events.set_codes(&m, &BTreeSet::new());
         assert_eq!(warning(), None, "unsubscribed: no series");
-        assert!(m
-            .market_info
-            .collect()
-            .iter()
-            .all(|f| f.get_metric().is_empty()));
+        assert!(m.market_info.is_empty());
     }
 
     #[test]
     fn a_market_gets_a_listing_time_only_when_it_appears_after_the_first_list() {
         let m = Metrics::register(&prometheus::Registry::new()).unwrap();
-        let listed = |code: &str| {
-            m.market_listed_timestamp.collect()[0]
-                .get_metric()
-                .iter()
-                .find(|s| s.get_label()[0].value() == code)
-                .map(|s| s.get_gauge().get_value())
-        };
+        let listed = |code: &str| m.market_listed_timestamp.get(&[code]).map(|s| s.get());
         let with = |codes: &[&str]| {
             Arc::new(
                 codes

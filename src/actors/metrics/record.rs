@@ -7,7 +7,7 @@
 
 use std::time::SystemTime;
 
-use prometheus::Gauge;
+use crate::telemetry::family::Gauge;
 
 use super::series::{CodeSeries, Series, TickerSeries};
 use super::structure::{CandleSeries, OrderbookSeries};
@@ -174,7 +174,7 @@ mod tests {
         Message::Ticker(t)
     }
 
-    fn warning(registry: &prometheus::Registry) -> Option<f64> {
+    fn warning(registry: &crate::telemetry::Exposition) -> Option<f64> {
         value(registry, "upbit_market_warning", &[("code", BTC)])
     }
 

@@ -18,8 +18,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
+use crate::telemetry::family::{Counter, Gauge, IntCounter, IntGauge};
 use prometheus::local::LocalHistogram;
-use prometheus::{Counter, Gauge, IntCounter, IntGauge};
 
 use super::figures::DEFAULT_DEPTH_BANDS_BPS;
 use super::market_events::MarketEvents;
@@ -316,11 +316,11 @@ impl Series {
 pub(super) mod tests {
     use std::time::SystemTime;
 
-    use prometheus::proto::MetricType;
     use prometheus::Registry;
 
     use super::*;
     use crate::messages::MarketMessage;
+    use crate::telemetry::Exposition;
     use crate::upbit::brief::Brief;
     use crate::upbit::decode::decode_frame;
     use crate::upbit::Message;
@@ -352,37 +352,75 @@ pub(super) mod tests {
         }
     }
 
-    /// A registry with the service's metrics, and the series book of `subscription` on it.
-    pub fn book(subscription: Subscription) -> (Registry, Series) {
+    /// The service's `/metrics` text, and the series book of `subscription` writing to it.
+    pub fn book(subscription: Subscription) -> (Exposition, Series) {
         let registry = Registry::new();
         let metrics = Metrics::register(&registry).unwrap();
-        (registry, Series::new(metrics, subscription))
+        (
+            Exposition::new(registry, metrics.clone()),
+            Series::new(metrics, subscription),
+        )
+    }
+
+    /// The samples of `name` in a scrape: each one's labels and value (for a histogram, its
+    /// `_count`).
+    fn samples(scrape: &Exposition, name: &str) -> Vec<(Vec<(String, String)>, f64)> {
+        let text = scrape.render();
+        let histogram = text.contains(&format!("# TYPE {name} histogram\n"));
+        let series = if histogram {
+            format!("{name}_count")
+        } else {
+            name.to_owned()
+        };
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|line| {
+                let (head, value) = line.rsplit_once(' ')?;
+                let (metric, labels) = head.split_once('{').unwrap_or((head, "}"));
+                (metric == series).then(|| (parse_labels(labels), value.parse().unwrap()))
+            })
+            .collect()
+    }
+
+    /// `a="x",b="y\"z"}` into its pairs, unescaped.
+    fn parse_labels(text: &str) -> Vec<(String, String)> {
+        let mut pairs = Vec::new();
+        let mut rest = text;
+        while let Some((name, after)) = rest.split_once("=\"") {
+            let mut value = String::new();
+            let mut chars = after.char_indices();
+            let end = loop {
+                match chars.next().expect("a closed label value") {
+                    (i, '"') => break i,
+                    (_, '\\') => match chars.next().map(|(_, c)| c) {
+                        Some('n') => value.push('\n'),
+                        Some(c) => value.push(c),
+                        None => panic!("a dangling escape"),
+                    },
+                    (_, c) => value.push(c),
+                }
+            };
+            pairs.push((name.trim_start_matches(',').to_owned(), value));
+            rest = &after[end + 1..];
+        }
+        pairs
     }
 
     /// The value of the series `name` whose labels include `labels`, if it exists.
-    pub fn value(registry: &Registry, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-        let family = registry.gather().into_iter().find(|f| f.name() == name)?;
-        let metric = family.get_metric().iter().find(|m| {
-            labels.iter().all(|(k, v)| {
-                m.get_label()
+    pub fn value(scrape: &Exposition, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        samples(scrape, name)
+            .into_iter()
+            .find(|(have, _)| {
+                labels
                     .iter()
-                    .any(|l| l.name() == *k && l.value() == *v)
+                    .all(|(k, v)| have.iter().any(|(hk, hv)| hk == k && hv == v))
             })
-        })?;
-        Some(match family.get_field_type() {
-            MetricType::COUNTER => metric.get_counter().get_value(),
-            MetricType::GAUGE => metric.get_gauge().get_value(),
-            _ => metric.get_histogram().get_sample_count() as f64,
-        })
+            .map(|(_, value)| value)
     }
 
     /// How many series `name` has.
-    pub fn count(registry: &Registry, name: &str) -> usize {
-        registry
-            .gather()
-            .iter()
-            .find(|f| f.name() == name)
-            .map_or(0, |f| f.get_metric().len())
+    pub fn count(scrape: &Exposition, name: &str) -> usize {
+        samples(scrape, name).len()
     }
 
     /// A real Upbit ticker (KRW-BTC), or trade, from the fixtures.

@@ -4,7 +4,7 @@
 //! would lie), set from each message without a label lookup or an allocation, and removed with
 //! its pair.
 
-use prometheus::{Gauge, IntGauge};
+use crate::telemetry::family::{Gauge, GaugeFamily, IntGauge};
 
 use super::figures::{book_figures, MAX_DEPTH_BANDS};
 use crate::telemetry::Metrics;
@@ -31,7 +31,7 @@ pub(super) struct OrderbookSeries {
 impl OrderbookSeries {
     /// The series of `code`, for `bands` (basis points; at most [`MAX_DEPTH_BANDS`]).
     pub fn new(m: &Metrics, code: &str, bands: &[u32]) -> Self {
-        let one = |vec: &prometheus::GaugeVec| vec.with_label_values(&[code]);
+        let one = |vec: &GaugeFamily| vec.with_label_values(&[code]);
         let depth = bands
             .iter()
             .take(MAX_DEPTH_BANDS)
@@ -152,7 +152,7 @@ pub(super) struct CandleSeries {
 impl CandleSeries {
     pub fn new(m: &Metrics, data_type: DataType, code: &str, fields: CandleFields) -> Self {
         let labels = [data_type.as_str(), code];
-        let one = |on: bool, vec: &prometheus::GaugeVec| on.then(|| vec.with_label_values(&labels));
+        let one = |on: bool, vec: &GaugeFamily| on.then(|| vec.with_label_values(&labels));
         Self {
             open: one(fields.open, &m.candle_open_price),
             high: one(fields.high, &m.candle_high_price),
