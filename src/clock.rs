@@ -34,8 +34,8 @@ pub fn date_to_unix_seconds(date: &str) -> Option<f64> {
 
 /// Upbit's `yyyy-MM-ddTHH:mm:ss` (UTC; candles' `candle_date_time_utc`) as Unix seconds, read
 /// without allocating.
-pub fn datetime_to_unix_seconds(datetime: &str) -> Option<f64> {
-    let b = datetime.as_bytes();
+pub fn datetime_to_unix_seconds(datetime: impl AsRef<[u8]>) -> Option<f64> {
+    let b = datetime.as_ref();
     if b.len() != 19
         || b[4] != b'-'
         || b[7] != b'-'

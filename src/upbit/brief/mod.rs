@@ -129,12 +129,22 @@ pub struct MarketCode {
 impl MarketCode {
     /// The market code of `code` (an orderbook's `.N` suffix removed).
     pub fn new(code: &str) -> Self {
-        let code = market_code(code);
+        Self::of_ascii(market_code(code).as_bytes())
+    }
+
+    /// [`new`](Self::new) of a plain string's bytes, which the scanner has checked are ASCII
+    /// (so no UTF-8 check again; [`as_str`](Self::as_str) would read anything else as empty).
+    pub(super) fn from_plain(code: &[u8]) -> Self {
+        let end = code.iter().position(|&b| b == b'.').unwrap_or(code.len());
+        Self::of_ascii(&code[..end])
+    }
+
+    fn of_ascii(code: &[u8]) -> Self {
         let mut bytes = [0; MAX_CODE_LEN];
         if code.len() > bytes.len() {
             return Self { len: 0, bytes };
         }
-        bytes[..code.len()].copy_from_slice(code.as_bytes());
+        bytes[..code.len()].copy_from_slice(code);
         Self {
             len: code.len() as u8,
             bytes,
@@ -410,6 +420,23 @@ mod tests {
             let ours = scan::as_f64(text.as_bytes()).unwrap();
             let serde: f64 = serde_json::from_str(&text).unwrap();
             prop_assert_eq!(ours.to_bits(), serde.to_bits(), "{}", text);
+            let mut scanner = scan::Scanner { b: text.as_bytes(), i: 0 };
+            prop_assert_eq!(scanner.f64().map(f64::to_bits), Some(serde.to_bits()), "{}", text);
+            prop_assert_eq!(scanner.i, text.len());
+        }
+
+        /// Trailing zeros in a fraction (Upbit pads to 8 or 16 places) and runs of zeros inside
+        /// one: skipped, not multiplied in, and still serde_json's value bit for bit.
+        #[test]
+        fn padded_fractions_read_as_serde_json_reads_them(
+            whole in "(0|[1-9][0-9]{0,17})",
+            digits in "[0-9]{0,12}",
+            inner in "0{0,20}",
+            last in "[1-9]?",
+            padding in "0{1,40}",
+        ) {
+            let text = format!("{whole}.{digits}{inner}{last}{padding}");
+            let serde: f64 = serde_json::from_str(&text).unwrap();
             let mut scanner = scan::Scanner { b: text.as_bytes(), i: 0 };
             prop_assert_eq!(scanner.f64().map(f64::to_bits), Some(serde.to_bits()), "{}", text);
             prop_assert_eq!(scanner.i, text.len());

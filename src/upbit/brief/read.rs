@@ -79,19 +79,19 @@ fn ticker(s: &mut Scanner) -> Option<Brief> {
         };
         once(&mut seen, n)?;
         match n {
-            0 => code = Some(s.string()?),
+            0 => code = Some(s.bytes()?),
             4 => price = Some(s.f64()?),
             6 => drop(s.opt_word(&CHANGE)?),
             10 => v.signed_change_rate = s.opt_f64()?,
             13 => v.acc_trade_volume_24h = s.opt_f64()?,
             15 => v.acc_trade_price_24h = s.opt_f64()?,
-            16 | 17 | 23 | 25 => drop(s.opt_text()?),
+            16 | 17 | 23 | 25 => drop(s.opt_bytes()?),
             18 => drop(s.opt_u64()?),
             19 => drop(s.opt_word(&SIDE)?),
             26 => v.market_state = s.opt_text()?.map(MarketState::from_wire),
             27 => v.is_trading_suspended = s.opt_bool()?,
             28 => v.delisting_at = delisting(s)?,
-            29 => v.warning = s.opt_text()?.map(|w| w != "NONE"),
+            29 => v.warning = s.opt_bytes()?.map(|w| w != b"NONE"),
             30 => timestamp = s.opt_u64()?,
             31 => drop(s.opt_word(&STREAM)?),
             _ => s.opt_number()?,
@@ -101,7 +101,7 @@ fn ticker(s: &mut Scanner) -> Option<Brief> {
     v.trade_price = price?;
     Some(Brief {
         data_type: DataType::Ticker,
-        code: MarketCode::new(code?),
+        code: MarketCode::from_plain(code?),
         timestamp,
         values: Values::Ticker(v),
     })
@@ -149,12 +149,12 @@ fn trade(s: &mut Scanner) -> Option<Brief> {
         };
         once(&mut seen, n)?;
         match n {
-            0 => code = Some(s.string()?),
+            0 => code = Some(s.bytes()?),
             1 => price = Some(s.f64()?),
             2 => volume = Some(s.f64()?),
             3 => side = Some([Side::Ask, Side::Bid][s.opt_word(&SIDE)??]),
             5 => drop(s.opt_word(&CHANGE)?),
-            7 | 8 => drop(s.opt_text()?),
+            7 | 8 => drop(s.opt_bytes()?),
             9 | 11 => drop(s.opt_u64()?),
             10 => timestamp = s.opt_u64()?,
             16 => drop(s.opt_word(&STREAM)?),
@@ -164,7 +164,7 @@ fn trade(s: &mut Scanner) -> Option<Brief> {
     })?;
     Some(Brief {
         data_type: DataType::Trade,
-        code: MarketCode::new(code?),
+        code: MarketCode::from_plain(code?),
         timestamp,
         values: Values::Trade(TradeValues {
             trade_price: price?,
@@ -190,7 +190,7 @@ fn orderbook(s: &mut Scanner) -> Option<Brief> {
         };
         once(&mut seen, n)?;
         match n {
-            0 => code = Some(s.string()?),
+            0 => code = Some(s.bytes()?),
             1 => ask = Some(s.f64()?),
             2 => bid = Some(s.f64()?),
             3 => units = Some(book_units(s)?),
@@ -202,7 +202,7 @@ fn orderbook(s: &mut Scanner) -> Option<Brief> {
     })?;
     Some(Brief {
         data_type: DataType::Orderbook,
-        code: MarketCode::new(code?),
+        code: MarketCode::from_plain(code?),
         timestamp,
         values: Values::Orderbook(OrderbookValues {
             total_ask_size: ask?,
@@ -273,9 +273,9 @@ fn candle(s: &mut Scanner, data_type: DataType) -> Option<Brief> {
         };
         once(&mut seen, n)?;
         match n {
-            0 => code = Some(s.string()?),
-            1 => start = s.opt_text()?.and_then(datetime_to_unix_seconds),
-            2 => drop(s.opt_text()?),
+            0 => code = Some(s.bytes()?),
+            1 => start = s.opt_bytes()?.and_then(datetime_to_unix_seconds),
+            2 => drop(s.opt_bytes()?),
             3..=6 => prices[n as usize - 3] = Some(s.f64()?),
             7 => volume = s.opt_f64()?,
             9 => timestamp = s.opt_u64()?,
@@ -287,7 +287,7 @@ fn candle(s: &mut Scanner, data_type: DataType) -> Option<Brief> {
     let [open, high, low, close] = prices;
     Some(Brief {
         data_type,
-        code: MarketCode::new(code?),
+        code: MarketCode::from_plain(code?),
         timestamp,
         values: Values::Candle(CandleValues {
             opening_price: open?,

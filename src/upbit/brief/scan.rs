@@ -18,17 +18,20 @@ pub(super) struct Scanner<'a> {
 }
 
 impl<'a> Scanner<'a> {
+    #[inline(always)]
     pub fn ws(&mut self) {
         while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.b.get(self.i) {
             self.i += 1;
         }
     }
 
+    #[inline(always)]
     pub fn peek(&mut self) -> Option<u8> {
         self.ws();
         self.b.get(self.i).copied()
     }
 
+    #[inline(always)]
     pub fn eat(&mut self, c: u8) -> Option<()> {
         (self.peek()? == c).then(|| self.i += 1)
     }
@@ -43,6 +46,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// A string of ASCII without escapes or control characters, as its bytes.
+    #[inline(always)]
     pub fn bytes(&mut self) -> Option<&'a [u8]> {
         self.eat(b'"')?;
         let rest = &self.b[self.i..];
@@ -109,9 +113,33 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// A number as the `f64` it denotes. Up to 19 digits without an exponent (nearly all of
-    /// Upbit's) it is read and converted in one pass; anything longer goes the long way.
+    /// A number as the `f64` it denotes. Up to 19 significant digits without an exponent
+    /// (nearly all of Upbit's) it is read and converted in one pass; anything longer goes the
+    /// long way. A fraction's trailing zeros (Upbit writes `142009000.00000000`) are counted,
+    /// not multiplied in: they change neither the value nor the digits that must fit a `u64`.
     pub fn f64(&mut self) -> Option<f64> {
+        const POW10: [u64; 20] = [
+            1,
+            10,
+            100,
+            1_000,
+            10_000,
+            100_000,
+            1_000_000,
+            10_000_000,
+            100_000_000,
+            1_000_000_000,
+            10_000_000_000,
+            100_000_000_000,
+            1_000_000_000_000,
+            10_000_000_000_000,
+            100_000_000_000_000,
+            1_000_000_000_000_000,
+            10_000_000_000_000_000,
+            100_000_000_000_000_000,
+            1_000_000_000_000_000_000,
+            10_000_000_000_000_000_000,
+        ];
         self.ws();
         let (b, start) = (self.b, self.i);
         let digit = |i: usize| b.get(i).map(|c| c.wrapping_sub(b'0')).filter(|d| *d < 10);
@@ -125,21 +153,35 @@ impl<'a> Scanner<'a> {
         if i == whole || (i - whole > 1 && b[whole] == b'0') {
             return None;
         }
+        // Digits in the mantissa so far; nineteen cannot overflow the u64.
+        let mut significant = i - whole;
         let mut scale = 0;
         if b.get(i) == Some(&b'.') {
             i += 1;
             let fraction = i;
+            let mut zeros = 0;
             while let Some(d) = digit(i) {
-                mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(d));
                 i += 1;
+                if d == 0 {
+                    zeros += 1;
+                    continue;
+                }
+                significant += zeros + 1;
+                if significant > 19 {
+                    break;
+                }
+                mantissa = mantissa
+                    .wrapping_mul(POW10[zeros + 1])
+                    .wrapping_add(u64::from(d));
+                scale += zeros + 1;
+                zeros = 0;
             }
-            scale = i - fraction;
-            if scale == 0 {
+            if i == fraction {
                 return None;
             }
         }
-        // Nineteen digits cannot overflow the u64; more, or an exponent, take the long way.
-        if (i - whole) - usize::from(scale > 0) > 19 || matches!(b.get(i), Some(b'e' | b'E')) {
+        // The long way also holds the 300-character bound on a run of trailing zeros.
+        if significant > 19 || i - start > 300 || matches!(b.get(i), Some(b'e' | b'E')) {
             return as_f64(self.number()?);
         }
         self.i = i;
@@ -162,6 +204,14 @@ impl<'a> Scanner<'a> {
             self.number()?;
         }
         Some(())
+    }
+
+    /// A plain string's bytes (ASCII, so UTF-8 without checking again), or `null`.
+    pub fn opt_bytes(&mut self) -> Option<Option<&'a [u8]>> {
+        if self.null() {
+            return Some(None);
+        }
+        self.bytes().map(Some)
     }
 
     pub fn opt_text(&mut self) -> Option<Option<&'a str>> {
@@ -260,18 +310,21 @@ pub(super) fn once(seen: &mut u64, n: u32) -> Option<()> {
 }
 
 /// How many bytes at the start of `rest` may stand in a plain string: up to the first quote,
-/// backslash, control character or non-ASCII byte. Eight bytes at a time while none is in them.
+/// backslash, control character or non-ASCII byte. Eight bytes at a time.
+#[inline(always)]
 fn plain_len(rest: &[u8]) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
-    // Exact as a yes/no for the word: a byte below `n` sets its high bit here.
+    // A byte below `n` sets its high bit here. A borrow can also flag bytes above a flagged
+    // one, never below it, so the lowest flag is exact: the first stop in the word.
     let below = |w: u64, n: u8| w.wrapping_sub(ONES * u64::from(n)) & !w;
     let mut i = 0;
     while let Some(chunk) = rest.get(i..i + 8) {
         let w = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
         let (quote, slash) = (w ^ (ONES * u64::from(b'"')), w ^ (ONES * u64::from(b'\\')));
-        if (below(quote, 1) | below(slash, 1) | below(w, 0x20) | w) & HIGH != 0 {
-            break;
+        let stops = (below(quote, 1) | below(slash, 1) | below(w, 0x20) | w) & HIGH;
+        if stops != 0 {
+            return i + (stops.trailing_zeros() / 8) as usize;
         }
         i += 8;
     }
@@ -338,4 +391,42 @@ fn clinger(negative: bool, mut mantissa: u64, mut scale: usize) -> Option<f64> {
     }
     let value = mantissa as f64 / POWERS[scale];
     Some(if negative { -value } else { value })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `plain_len` means, one byte at a time.
+    fn plain_len_by_bytes(rest: &[u8]) -> usize {
+        rest.iter()
+            .position(|&b| b == b'"' || b == b'\\' || !(0x20..0x80).contains(&b))
+            .unwrap_or(rest.len())
+    }
+
+    #[test]
+    fn plain_len_stops_at_the_first_stop_byte_wherever_it_stands() {
+        // Every byte value as the stop (or not), at every place of two words and a tail, after
+        // a run of plain bytes and before bytes that would also stop (a borrow from a stop flags
+        // bytes above it, never below).
+        for stop in 0..=255u8 {
+            for at in 0..20 {
+                for after in [b'a', b'"', 0x00, 0xff, 0x1f, b'\\'] {
+                    let mut text = vec![b'K'; 20];
+                    text[at] = stop;
+                    for b in &mut text[at + 1..] {
+                        *b = after;
+                    }
+                    assert_eq!(
+                        plain_len(&text),
+                        plain_len_by_bytes(&text),
+                        "stop {stop:#04x} at {at}, then {after:#04x}"
+                    );
+                }
+            }
+        }
+        assert_eq!(plain_len(b""), 0);
+        assert_eq!(plain_len(b"KRW-BTC"), 7, "no stop: all of it");
+        assert_eq!(plain_len(b"KRW-BTC-LONGER-THAN-8"), 21);
+    }
 }
