@@ -113,33 +113,9 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// A number as the `f64` it denotes. Up to 19 significant digits without an exponent
-    /// (nearly all of Upbit's) it is read and converted in one pass; anything longer goes the
-    /// long way. A fraction's trailing zeros (Upbit writes `142009000.00000000`) are counted,
-    /// not multiplied in: they change neither the value nor the digits that must fit a `u64`.
+    /// A number as the `f64` it denotes. Up to 19 digits without an exponent (nearly all of
+    /// Upbit's) it is read and converted in one pass; anything longer goes the long way.
     pub fn f64(&mut self) -> Option<f64> {
-        const POW10: [u64; 20] = [
-            1,
-            10,
-            100,
-            1_000,
-            10_000,
-            100_000,
-            1_000_000,
-            10_000_000,
-            100_000_000,
-            1_000_000_000,
-            10_000_000_000,
-            100_000_000_000,
-            1_000_000_000_000,
-            10_000_000_000_000,
-            100_000_000_000_000,
-            1_000_000_000_000_000,
-            10_000_000_000_000_000,
-            100_000_000_000_000_000,
-            1_000_000_000_000_000_000,
-            10_000_000_000_000_000_000,
-        ];
         self.ws();
         let (b, start) = (self.b, self.i);
         let digit = |i: usize| b.get(i).map(|c| c.wrapping_sub(b'0')).filter(|d| *d < 10);
@@ -153,35 +129,21 @@ impl<'a> Scanner<'a> {
         if i == whole || (i - whole > 1 && b[whole] == b'0') {
             return None;
         }
-        // Digits in the mantissa so far; nineteen cannot overflow the u64.
-        let mut significant = i - whole;
         let mut scale = 0;
         if b.get(i) == Some(&b'.') {
             i += 1;
             let fraction = i;
-            let mut zeros = 0;
             while let Some(d) = digit(i) {
+                mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(d));
                 i += 1;
-                if d == 0 {
-                    zeros += 1;
-                    continue;
-                }
-                significant += zeros + 1;
-                if significant > 19 {
-                    break;
-                }
-                mantissa = mantissa
-                    .wrapping_mul(POW10[zeros + 1])
-                    .wrapping_add(u64::from(d));
-                scale += zeros + 1;
-                zeros = 0;
             }
-            if i == fraction {
+            scale = i - fraction;
+            if scale == 0 {
                 return None;
             }
         }
-        // The long way also holds the 300-character bound on a run of trailing zeros.
-        if significant > 19 || i - start > 300 || matches!(b.get(i), Some(b'e' | b'E')) {
+        // Nineteen digits cannot overflow the u64; more, or an exponent, take the long way.
+        if (i - whole) - usize::from(scale > 0) > 19 || matches!(b.get(i), Some(b'e' | b'E')) {
             return as_f64(self.number()?);
         }
         self.i = i;
