@@ -351,7 +351,13 @@ fn clinger(negative: bool, mut mantissa: u64, mut scale: usize) -> Option<f64> {
     if mantissa >= 1 << 53 || scale >= POWERS.len() {
         return None;
     }
-    let value = mantissa as f64 / POWERS[scale];
+    // A whole number (most prices once the zeros are stripped) needs no division, whose
+    // latency is most of a short number's cost.
+    let value = if scale == 0 {
+        mantissa as f64
+    } else {
+        mantissa as f64 / POWERS[scale]
+    };
     Some(if negative { -value } else { value })
 }
 
