@@ -2,7 +2,9 @@
 
 Left: CPU per frame of the service beside both floors (typed and bare) for each message type and
 format, annotated with the ratio to the bare floor.
-Right: the sustained-throughput ladder, counted against offered frames per second.
+Middle: the sustained-throughput ladder, counted against offered frames per second.
+Right (when the report has it): the scale case, /metrics at the whole of Upbit (800 codes x
+ticker, trade, orderbook): scrape p50 and p99, CPU per scrape and RSS, against #17's targets.
 """
 
 import json
@@ -20,7 +22,13 @@ def main(source: str, target: str) -> None:
     rows = report["cpu_per_frame"]
     steps = report["sustained"]["steps"]
 
-    fig, (cpu, rate) = plt.subplots(1, 2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [3, 2]})
+    scale = report.get("scale") or []
+    if scale:
+        fig, (cpu, rate, big) = plt.subplots(
+            1, 3, figsize=(17, 4.8), gridspec_kw={"width_ratios": [3, 2, 2]}
+        )
+    else:
+        fig, (cpu, rate) = plt.subplots(1, 2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [3, 2]})
 
     labels = [f"{r['type']}\n{r['format']}" for r in rows]
     xs = range(len(rows))
@@ -61,10 +69,37 @@ def main(source: str, target: str) -> None:
     rate.set_title("Sustained throughput")
     rate.legend(fontsize=8, loc="lower right")
 
+    if scale:
+        draw_scale(big, scale)
+
     fig.suptitle(f"upbit-exporter end-to-end, {report['machine']}", fontsize=10)
     fig.tight_layout()
     fig.savefig(target, dpi=110)
     print(f"chart written to {target}")
+
+
+def draw_scale(ax, runs) -> None:
+    """Scrape p50/p99 (ms), CPU per scrape (ms) and RSS (MiB) per depth-band setting."""
+    figures = [("p50 ms", "p50_ms", 15), ("p99 ms", "p99_ms", 40), ("CPU ms\n/scrape", "cpu_ms_per_scrape", None),
+               ("RSS MiB", "rss_mib", 40 * 1000**2 / 1024**2)]
+    width = 0.8 / len(runs)
+    colors = ["#2b6cb0", "#90cdf4", "#2c5282"]
+    for i, run in enumerate(runs):
+        xs = [j + (i - (len(runs) - 1) / 2) * width for j in range(len(figures))]
+        values = [run[key] for _, key, _ in figures]
+        ax.bar(xs, values, width, color=colors[i % len(colors)],
+               label=f"bands {run['depth_bands_bps']}: {run['series']:,} series")
+        for x, v in zip(xs, values):
+            ax.annotate(f"{v:.1f}", (x, v), ha="center", va="bottom", fontsize=7)
+    for j, (_, _, target) in enumerate(figures):
+        if target:
+            ax.hlines(target, j - 0.45, j + 0.45, colors="#c53030", linestyles="--")
+    top = max([run[key] for run in runs for _, key, _ in figures] + [t for _, _, t in figures if t])
+    ax.set_ylim(0, top * 1.12)
+    ax.set_xticks(range(len(figures)))
+    ax.set_xticklabels([label for label, _, _ in figures], fontsize=8)
+    ax.set_title(f"/metrics at {runs[0]['codes']} codes x 3 types (red: target)")
+    ax.legend(fontsize=8, loc="center left")
 
 
 if __name__ == "__main__":
