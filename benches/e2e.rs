@@ -494,16 +494,20 @@ fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     }
 }
 
-/// The largest value of the series of `name` in a scrape (0 when there is none).
-fn max(scrape: &str, name: &str) -> f64 {
+/// The values of every series of `name` in a scrape.
+fn values<'a>(scrape: &'a str, name: &'a str) -> impl Iterator<Item = f64> + 'a {
     scrape
         .lines()
-        .filter(|l| {
+        .filter(move |l| {
             l.strip_prefix(name)
                 .is_some_and(|rest| rest.starts_with(['{', ' ']))
         })
         .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
-        .fold(0.0, f64::max)
+}
+
+/// The largest value of the series of `name` in a scrape (0 when there is none).
+fn max(scrape: &str, name: &str) -> f64 {
+    values(scrape, name).fold(0.0, f64::max)
 }
 
 /// Seconds since the Unix epoch, as the service's timestamps count them.
@@ -515,14 +519,7 @@ fn unix_now() -> f64 {
 
 /// Sum of every series of `name` in a scrape.
 fn sum(scrape: &str, name: &str) -> f64 {
-    scrape
-        .lines()
-        .filter(|l| {
-            l.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with(['{', ' ']))
-        })
-        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
-        .sum()
+    values(scrape, name).sum()
 }
 
 /// A histogram's cumulative buckets: (upper bound, count).
