@@ -24,8 +24,13 @@ pub trait Value: Clone + Default {
     /// The exposition's `# TYPE`.
     const KIND: &'static str;
 
+    /// The value as the exposition prints it (Rust's `Display`, as the crate's encoder did).
+    fn shown(&self) -> impl std::fmt::Display;
+
     /// Appends the value as the exposition writes it.
-    fn write(&self, out: &mut String);
+    fn write(&self, out: &mut String) {
+        let _ = write!(out, "{}", self.shown());
+    }
 }
 
 /// A float gauge.
@@ -45,8 +50,8 @@ impl Gauge {
 impl Value for Gauge {
     const KIND: &'static str = "gauge";
 
-    fn write(&self, out: &mut String) {
-        let _ = write!(out, "{}", self.get());
+    fn shown(&self) -> impl std::fmt::Display {
+        self.get()
     }
 }
 
@@ -67,8 +72,8 @@ impl IntGauge {
 impl Value for IntGauge {
     const KIND: &'static str = "gauge";
 
-    fn write(&self, out: &mut String) {
-        let _ = write!(out, "{}", self.get());
+    fn shown(&self) -> impl std::fmt::Display {
+        self.get()
     }
 }
 
@@ -97,8 +102,8 @@ impl Counter {
 impl Value for Counter {
     const KIND: &'static str = "counter";
 
-    fn write(&self, out: &mut String) {
-        let _ = write!(out, "{}", self.get());
+    fn shown(&self) -> impl std::fmt::Display {
+        self.get()
     }
 }
 
@@ -119,8 +124,8 @@ impl IntCounter {
 impl Value for IntCounter {
     const KIND: &'static str = "counter";
 
-    fn write(&self, out: &mut String) {
-        let _ = write!(out, "{}", self.get());
+    fn shown(&self) -> impl std::fmt::Display {
+        self.get()
     }
 }
 
@@ -162,10 +167,6 @@ impl<V: Value> Family<V> {
                 series: Mutex::new(BTreeMap::new()),
             }),
         }
-    }
-
-    pub fn name(&self) -> &'static str {
-        self.inner.name
     }
 
     /// The series of these label values (one per label name, in order), created at zero.
