@@ -129,22 +129,12 @@ pub struct MarketCode {
 impl MarketCode {
     /// The market code of `code` (an orderbook's `.N` suffix removed).
     pub fn new(code: &str) -> Self {
-        Self::of_ascii(market_code(code).as_bytes())
-    }
-
-    /// [`new`](Self::new) of a plain string's bytes, which the scanner has checked are ASCII
-    /// (so no UTF-8 check again; [`as_str`](Self::as_str) would read anything else as empty).
-    pub(super) fn from_plain(code: &[u8]) -> Self {
-        let end = code.iter().position(|&b| b == b'.').unwrap_or(code.len());
-        Self::of_ascii(&code[..end])
-    }
-
-    fn of_ascii(code: &[u8]) -> Self {
+        let code = market_code(code);
         let mut bytes = [0; MAX_CODE_LEN];
         if code.len() > bytes.len() {
             return Self { len: 0, bytes };
         }
-        bytes[..code.len()].copy_from_slice(code);
+        bytes[..code.len()].copy_from_slice(code.as_bytes());
         Self {
             len: code.len() as u8,
             bytes,
@@ -426,7 +416,7 @@ mod tests {
         }
 
         /// Trailing zeros in a fraction (Upbit pads to 8 or 16 places) and runs of zeros inside
-        /// one: skipped, not multiplied in, and still serde_json's value bit for bit.
+        /// one: serde_json's value bit for bit, on the fast path or the long way.
         #[test]
         fn padded_fractions_read_as_serde_json_reads_them(
             whole in "(0|[1-9][0-9]{0,17})",

@@ -79,7 +79,7 @@ fn ticker(s: &mut Scanner) -> Option<Brief> {
         };
         once(&mut seen, n)?;
         match n {
-            0 => code = Some(s.bytes()?),
+            0 => code = Some(s.string()?),
             4 => price = Some(s.f64()?),
             6 => drop(s.opt_word(&CHANGE)?),
             10 => v.signed_change_rate = s.opt_f64()?,
@@ -101,7 +101,7 @@ fn ticker(s: &mut Scanner) -> Option<Brief> {
     v.trade_price = price?;
     Some(Brief {
         data_type: DataType::Ticker,
-        code: MarketCode::from_plain(code?),
+        code: MarketCode::new(code?),
         timestamp,
         values: Values::Ticker(v),
     })
@@ -149,7 +149,7 @@ fn trade(s: &mut Scanner) -> Option<Brief> {
         };
         once(&mut seen, n)?;
         match n {
-            0 => code = Some(s.bytes()?),
+            0 => code = Some(s.string()?),
             1 => price = Some(s.f64()?),
             2 => volume = Some(s.f64()?),
             3 => side = Some([Side::Ask, Side::Bid][s.opt_word(&SIDE)??]),
@@ -164,7 +164,7 @@ fn trade(s: &mut Scanner) -> Option<Brief> {
     })?;
     Some(Brief {
         data_type: DataType::Trade,
-        code: MarketCode::from_plain(code?),
+        code: MarketCode::new(code?),
         timestamp,
         values: Values::Trade(TradeValues {
             trade_price: price?,
@@ -190,7 +190,7 @@ fn orderbook(s: &mut Scanner) -> Option<Brief> {
         };
         once(&mut seen, n)?;
         match n {
-            0 => code = Some(s.bytes()?),
+            0 => code = Some(s.string()?),
             1 => ask = Some(s.f64()?),
             2 => bid = Some(s.f64()?),
             3 => units = Some(book_units(s)?),
@@ -202,7 +202,7 @@ fn orderbook(s: &mut Scanner) -> Option<Brief> {
     })?;
     Some(Brief {
         data_type: DataType::Orderbook,
-        code: MarketCode::from_plain(code?),
+        code: MarketCode::new(code?),
         timestamp,
         values: Values::Orderbook(OrderbookValues {
             total_ask_size: ask?,
@@ -273,7 +273,7 @@ fn candle(s: &mut Scanner, data_type: DataType) -> Option<Brief> {
         };
         once(&mut seen, n)?;
         match n {
-            0 => code = Some(s.bytes()?),
+            0 => code = Some(s.string()?),
             1 => start = s.opt_bytes()?.and_then(datetime_to_unix_seconds),
             2 => drop(s.opt_bytes()?),
             3..=6 => prices[n as usize - 3] = Some(s.f64()?),
@@ -287,7 +287,7 @@ fn candle(s: &mut Scanner, data_type: DataType) -> Option<Brief> {
     let [open, high, low, close] = prices;
     Some(Brief {
         data_type,
-        code: MarketCode::from_plain(code?),
+        code: MarketCode::new(code?),
         timestamp,
         values: Values::Candle(CandleValues {
             opening_price: open?,
