@@ -24,6 +24,19 @@ struct NatsServer {
     dir: PathBuf,
 }
 
+/// A directory of this test process's own for the server on `port` (its store, its files).
+fn scratch_dir(port: u16) -> PathBuf {
+    std::env::temp_dir().join(format!("upbit-nats-it-{}-{port}", std::process::id()))
+}
+
+/// Waits until `app`'s sink has had at least `count` messages acknowledged.
+async fn acked(app: &TestApp, count: f64, what: &str) {
+    eventually(what, || async {
+        (app.metrics().await.get("upbit_sink_acked_total", &[]) >= count).then_some(())
+    })
+    .await;
+}
+
 impl NatsServer {
     async fn start() -> Self {
         let mut server = Self::at(free_port(), None);
@@ -33,9 +46,7 @@ impl NatsServer {
 
     /// A server not started yet, on `port`, its store in `dir` (or a fresh temporary one).
     fn at(port: u16, dir: Option<PathBuf>) -> Self {
-        let dir = dir.unwrap_or_else(|| {
-            std::env::temp_dir().join(format!("upbit-nats-it-{}-{port}", std::process::id()))
-        });
+        let dir = dir.unwrap_or_else(|| scratch_dir(port));
         Self {
             child: None,
             port,
@@ -389,10 +400,7 @@ async fn nats_two_instances_against_one_simulator_store_every_message_once() {
     let url = nats.url();
     let sim = start_simulator(|c| c.rate = 20.0).await;
     let first = spawn_app(&sim.ws_url(), &overrides(&url, &[])).await;
-    eventually("the first instance publishes", || async {
-        (first.metrics().await.get("upbit_sink_acked_total", &[]) >= 20.0).then_some(())
-    })
-    .await;
+    acked(&first, 20.0, "the first instance publishes").await;
     let second = spawn_app(&sim.ws_url(), &overrides(&url, &[])).await;
     eventually(
         "the second instance's copies are recognised as duplicates",
@@ -445,10 +453,7 @@ async fn nats_down_then_back_delivers_the_buffer_and_counts_the_rest_while_the_f
         &overrides(&url, &[("nats.buffer", "100"), ("nats.ack_timeout", "1s")]),
     )
     .await;
-    eventually("publishing", || async {
-        (app.metrics().await.get("upbit_sink_acked_total", &[]) >= 20.0).then_some(())
-    })
-    .await;
+    acked(&app, 20.0, "publishing").await;
     nats.stop();
     let stopped = Instant::now();
     // Held down until the sink reports its buffer overflowing; meanwhile /metrics answers
@@ -634,7 +639,7 @@ async fn nats_an_existing_stream_with_another_configuration_is_named_and_left_al
 async fn nats_a_token_from_its_file_authenticates_and_is_never_shown() {
     const TOKEN: &str = "s3cret-nats-token-0123";
     let port = free_port();
-    let dir = std::env::temp_dir().join(format!("upbit-nats-it-{}-{port}", std::process::id()));
+    let dir = scratch_dir(port);
     std::fs::create_dir_all(&dir).unwrap();
     let token_file = dir.join("token");
     std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
@@ -648,10 +653,7 @@ async fn nats_a_token_from_its_file_authenticates_and_is_never_shown() {
         &overrides(&url, &[("nats.token_file", file)]),
     )
     .await;
-    eventually("publishing with the token", || async {
-        (app.metrics().await.get("upbit_sink_acked_total", &[]) >= 10.0).then_some(())
-    })
-    .await;
+    acked(&app, 10.0, "publishing with the token").await;
     let (_, status) = app.get_json("/api/v1/status").await;
     assert!(!status.to_string().contains(TOKEN));
     let wrong = spawn_app(&sim.ws_url(), &overrides(&url, &[])).await;
@@ -684,10 +686,7 @@ async fn nats_over_tls_trusts_the_configured_ca_and_refuses_an_unknown_one() {
     let sim = start_simulator(|c| c.rate = 20.0).await;
     let ca = ca.to_str().unwrap();
     let app = spawn_app(&sim.ws_url(), &overrides(&url, &[("nats.tls_ca_file", ca)])).await;
-    eventually("publishing over TLS", || async {
-        (app.metrics().await.get("upbit_sink_acked_total", &[]) >= 10.0).then_some(())
-    })
-    .await;
+    acked(&app, 10.0, "publishing over TLS").await;
     // Without the test CA the server's certificate is not trusted: no connection.
     let untrusting = spawn_app(&sim.ws_url(), &overrides(&url, &[])).await;
     let status = eventually("the unknown certificate is refused", || async {
@@ -735,10 +734,7 @@ async fn nats_at_shutdown_the_buffer_is_sent_or_counted() {
     let sim = start_simulator(|c| c.rate = 50.0).await;
     // Connected: stopped while the feed flows, everything counted reaches the stream.
     let app = spawn_app(&sim.ws_url(), &overrides(&url, &[])).await;
-    eventually("publishing", || async {
-        (app.metrics().await.get("upbit_sink_acked_total", &[]) >= 50.0).then_some(())
-    })
-    .await;
+    acked(&app, 50.0, "publishing").await;
     let registry = app.handle.exposition.clone();
     app.shutdown().await;
     let m = final_metrics(&registry);
@@ -782,7 +778,7 @@ async fn nats_at_shutdown_the_buffer_is_sent_or_counted() {
 async fn nats_a_user_nkey_seed_from_its_file_authenticates() {
     let user = nkeys::KeyPair::new_user();
     let port = free_port();
-    let dir = std::env::temp_dir().join(format!("upbit-nats-it-{}-{port}", std::process::id()));
+    let dir = scratch_dir(port);
     std::fs::create_dir_all(&dir).unwrap();
     let (seed_file, config) = (dir.join("user.nk"), dir.join("server.conf"));
     std::fs::write(&seed_file, user.seed().unwrap()).unwrap();
@@ -801,10 +797,7 @@ async fn nats_a_user_nkey_seed_from_its_file_authenticates() {
         &overrides(&url, &[("nats.nkey_seed_file", seed)]),
     )
     .await;
-    eventually("publishing as the nkey user", || async {
-        (app.metrics().await.get("upbit_sink_acked_total", &[]) >= 10.0).then_some(())
-    })
-    .await;
+    acked(&app, 10.0, "publishing as the nkey user").await;
     let (_, status) = app.get_json("/api/v1/status").await;
     assert!(!status.to_string().contains(&user.seed().unwrap()));
     app.shutdown().await;
@@ -887,7 +880,7 @@ async fn nats_a_credentials_file_authenticates_in_operator_mode_and_another_acco
     // Signed by an account the operator never signed: the server cannot resolve its issuer.
     let outsider_jwt = jwt::user(&stranger, &outsider);
     let port = free_port();
-    let dir = std::env::temp_dir().join(format!("upbit-nats-it-{}-{port}", std::process::id()));
+    let dir = scratch_dir(port);
     std::fs::create_dir_all(&dir).unwrap();
     let (operator_file, config) = (dir.join("operator.jwt"), dir.join("server.conf"));
     let (creds_file, outsider_file) = (dir.join("user.creds"), dir.join("outsider.creds"));
@@ -943,10 +936,7 @@ async fn nats_a_credentials_file_authenticates_in_operator_mode_and_another_acco
         &overrides(&url, &[("nats.credentials_file", file)]),
     )
     .await;
-    eventually("publishing as the account's user", || async {
-        (app.metrics().await.get("upbit_sink_acked_total", &[]) >= 10.0).then_some(())
-    })
-    .await;
+    acked(&app, 10.0, "publishing as the account's user").await;
     let (_, status) = app.get_json("/api/v1/status").await;
     assert_eq!(status["nats"]["state"], "connected", "{status}");
     shows_none_of(&status, &[&user.seed().unwrap(), &user_jwt]);
