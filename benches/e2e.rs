@@ -34,11 +34,12 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::{SinkExt, StreamExt};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
+use upbit_exporter::clock::unix_seconds;
 use upbit_exporter::upbit::model::{Candle, Orderbook, Ticker, Trade};
 
 /// The binary measured: this build's, or `E2E_BIN` (a saved build, for before/after figures
@@ -510,13 +511,6 @@ fn max(scrape: &str, name: &str) -> f64 {
     values(scrape, name).fold(0.0, f64::max)
 }
 
-/// Seconds since the Unix epoch, as the service's timestamps count them.
-fn unix_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
-}
-
 /// Sum of every series of `name` in a scrape.
 fn sum(scrape: &str, name: &str) -> f64 {
     values(scrape, name).sum()
@@ -613,7 +607,7 @@ fn service_firehose(kind: &str, format: &str, frames: u64, pace: Option<f64>) ->
         let (_, scrape) = get(http, "/metrics").ok()?;
         let received = sum(&scrape, "upbit_received_frames_total") as u64;
         if received > 0 && first.is_none() {
-            first = Some((Instant::now(), unix_now()));
+            first = Some((Instant::now(), unix_seconds(SystemTime::now())));
         }
         let handled = sum(&scrape, "upbit_received_messages_total")
             + sum(&scrape, "upbit_dropped_messages_total");
