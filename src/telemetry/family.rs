@@ -1,7 +1,7 @@
 //! Label families that write themselves to the text exposition: the per-market series.
 //!
 //! At the scale of the whole of Upbit (800 codes x three types, about 40k series) the
-//! `prometheus` crate's `gather()` was nearly all of a scrape: a protobuf family per scrape, every
+//! `prometheus` crate's `gather()` was nearly all of a scrape: a protobuf family per metric, every
 //! series' label pairs cloned and sorted, then its text encoder on top. These families hold each
 //! series once, as its rendered label text (`code="KRW-BTC",side="ask"`, the key that keeps
 //! them sorted) and an atomic value; a handle is that value, kept by the metrics actor and
