@@ -690,15 +690,20 @@ async fn orderbook_figures_trade_notional_and_candles_reach_metrics_exactly() {
     sim.inject(Fault::Raw {
         text: r#"{"type":"candle.1m","code":"KRW-BTC","candle_date_time_utc":"2025-01-02T04:28:00","opening_price":10,"high_price":12,"low_price":9,"trade_price":11,"candle_acc_trade_volume":3.5,"timestamp":1735792085824,"stream_type":"REALTIME"}"#.into(),
     });
+    // Waits for the injected book and candle themselves (their sizes and close, which no
+    // simulated message has), not for counts: a count can also grow with a snapshot still on its
+    // way, and then the figures below were read from the snapshot's book (seen once under load).
+    let code = [("code", "KRW-BTC")];
+    let candle = [("type", "candle.1m"), ("code", "KRW-BTC")];
     let m = eventually("the injected messages recorded", || async {
         let m = app.metrics().await;
-        let done = received(&m, "orderbook") > received(&before, "orderbook")
+        let done = m.value("upbit_orderbook_total_ask_size", &code) == Some(3.0)
+            && m.value("upbit_orderbook_total_bid_size", &code) == Some(5.0)
             && received(&m, "trade") >= received(&before, "trade") + 2.0
-            && received(&m, "candle.1m") > received(&before, "candle.1m");
+            && m.value("upbit_candle_close_price", &candle) == Some(11.0);
         done.then_some(m)
     })
     .await;
-    let code = [("code", "KRW-BTC")];
     assert_eq!(m.get("upbit_orderbook_mid_price", &code), 1000.0);
     assert_eq!(m.get("upbit_orderbook_spread_price", &code), 1.0);
     assert_eq!(m.get("upbit_orderbook_spread_ratio", &code), 0.001);
@@ -729,7 +734,6 @@ async fn orderbook_figures_trade_notional_and_candles_reach_metrics_exactly() {
     assert!((notional - 330.0).abs() < 1e-6, "notional {notional}");
     assert!((volume - 3.0).abs() < 1e-9, "volume {volume}");
 
-    let candle = [("type", "candle.1m"), ("code", "KRW-BTC")];
     assert_eq!(m.get("upbit_candle_open_price", &candle), 10.0);
     assert_eq!(m.get("upbit_candle_high_price", &candle), 12.0);
     assert_eq!(m.get("upbit_candle_low_price", &candle), 9.0);
