@@ -194,5 +194,46 @@ fn decode(c: &mut Criterion) {
     floor.finish();
 }
 
-criterion_group!(benches, decode);
+/// The e2e bench's orderbooks: the simulator's firehose frames (65 books over five markets,
+/// prices and sizes as it draws them), decoded in turn so the branches see varied numbers, as
+/// the service does, rather than one book over and over.
+fn simulated_books(c: &mut Criterion) {
+    use upbit_exporter::simulator::{encode, market::Markets};
+    use upbit_exporter::upbit::types::StreamType;
+    let mut group = c.benchmark_group("brief_sim");
+    for simple in [false, true] {
+        let mut markets = Markets::new(7);
+        let books: Vec<Vec<u8>> = (0..13)
+            .flat_map(|_| ["KRW-BTC", "KRW-ETH", "KRW-XRP", "KRW-SOL", "KRW-DOGE"])
+            .map(|code| {
+                let m = markets.get(code);
+                encode::orderbook(m, code, 15, 0.0, 1, StreamType::Realtime, simple).into_bytes()
+            })
+            .collect();
+        let bytes: usize = books.iter().map(Vec::len).sum();
+        group.throughput(Throughput::Bytes(bytes as u64));
+        let name = if simple {
+            "orderbook/SIMPLE"
+        } else {
+            "orderbook/DEFAULT"
+        };
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let mut n = 0usize;
+                for book in &books {
+                    decode_frame_brief_with(
+                        black_box(book),
+                        |_| false,
+                        |m| n += usize::from(m.is_ok()),
+                        |_| {},
+                    );
+                }
+                assert_eq!(n, books.len());
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, decode, simulated_books);
 criterion_main!(benches);

@@ -334,6 +334,34 @@ mod tests {
         ] {
             frames.push(format!("{base}{odd}}}").into_bytes());
         }
+        // Orderbook units as Upbit writes them (read by matching their keys in order) and in
+        // every other shape, which the general object reader takes.
+        let book = r#"{"type":"orderbook","code":"KRW-BTC","total_ask_size":1,"total_bid_size":2,"orderbook_units":["#;
+        let upbit = r#"{"ask_price":137002000,"bid_price":137001000,"ask_size":0.10623869,"bid_size":0.03656812}"#;
+        let simple = r#"{"ap":0.0001234,"bp":1.5,"as":12345678.12345678,"bs":0}"#;
+        for units in [
+            upbit.to_owned(),
+            simple.to_owned(),
+            format!("{upbit},{simple},{upbit}"),
+            format!(" {upbit} , {simple} "),
+            r#"{"bid_price":1,"ask_price":2,"ask_size":3,"bid_size":4}"#.into(),
+            r#"{"ask_price": 1,"bid_price":2,"ask_size":3,"bid_size":4}"#.into(),
+            r#"{"ask_price":1 ,"bid_price":2,"ask_size":3,"bid_size":4}"#.into(),
+            r#"{"ask_price":1,"bid_price":2,"ask_size":3,"bid_size":4,"extra":5}"#.into(),
+            r#"{"ask_price":1,"bid_price":2,"ask_size":3,"bid_size":4,"bid_size":4}"#.into(),
+            r#"{"ask_price":1,"bid_price":2,"ask_size":3}"#.into(),
+            r#"{"ap":1,"bid_price":2,"as":3,"bid_size":4}"#.into(),
+            r#"{"ap":1,"bp":2,"as":3e2,"bs":4}"#.into(),
+            r#"{"ap":1,"bp":2,"as":1e400,"bs":4}"#.into(),
+            r#"{"ap":1,"bp":2,"as":-0.5,"bs":04}"#.into(),
+            r#"{"ap":1,"bp":2,"as":"3","bs":4}"#.into(),
+            r#"{"ap":123456789012345678901,"bp":2,"as":3,"bs":4}"#.into(),
+            r#"{"ap":1,"bp":2,"as":3,"bs":4"#.into(),
+            r#"{"ap":1,"bp":2,"as":3,"bs":4},"#.into(),
+            r#"{"ap":1,"bp":2,"as":3,"bs":4}{"ap":1,"bp":2,"as":3,"bs":4}"#.into(),
+        ] {
+            frames.push(format!("{book}{units}]}}").into_bytes());
+        }
         frames.push(br#"{"type":"ticker","code":"KRW-\u0042TC","trade_price":1}"#.to_vec());
         frames.push(format!(r#"{{"type":"trade","code":"{}","trade_price":1,"trade_volume":1,"ask_bid":"BID"}}"#, "A".repeat(40)).into_bytes());
         frames
@@ -394,6 +422,24 @@ mod tests {
         assert_eq!(MarketCode::new(&"A".repeat(33)).as_str(), "");
     }
 
+    /// Upbit's compact units are read by matching their keys, and read as the full decode reads
+    /// them.
+    #[test]
+    fn compact_units_are_read_by_their_keys_in_either_format() {
+        for unit in [
+            &br#"{"ask_price":137002000,"bid_price":137001000,"ask_size":0.10623869,"bid_size":0.03656812}"#[..],
+            br#"{"ap":137002000,"bp":137001000,"as":0.10623869,"bs":0.03656812}"#,
+        ] {
+            let mut scanner = scan::Scanner { b: unit, i: 0 };
+            let read = read::plain_unit(&mut scanner).expect("read by its keys");
+            assert_eq!(scanner.i, unit.len());
+            let full: OrderbookUnit = serde_json::from_slice(unit).unwrap();
+            assert_eq!(read, full);
+        }
+        let reordered = br#"{"bid_price":1,"ask_price":2,"ask_size":3,"bid_size":4}"#;
+        assert!(read::plain_unit(&mut scan::Scanner { b: reordered, i: 0 }).is_none());
+    }
+
     proptest! {
         /// The fast path's numbers are serde_json's (`float_roundtrip`), bit for bit.
         #[test]
@@ -401,6 +447,7 @@ mod tests {
             negative in any::<bool>(),
             whole in "(0|[1-9][0-9]{0,19})",
             fraction in proptest::option::of("[0-9]{1,24}"),
+            after in "[,}\\] \"a\u{80}-\u{ff}\u{0}-\u{1f}]{0,12}",
         ) {
             let text = format!(
                 "{}{whole}{}",
@@ -412,6 +459,11 @@ mod tests {
             prop_assert_eq!(ours.to_bits(), serde.to_bits(), "{}", text);
             let mut scanner = scan::Scanner { b: text.as_bytes(), i: 0 };
             prop_assert_eq!(scanner.f64().map(f64::to_bits), Some(serde.to_bits()), "{}", text);
+            prop_assert_eq!(scanner.i, text.len());
+            // Inside a frame, where the digits are read eight bytes at a time.
+            let framed = format!("{text}{after}");
+            let mut scanner = scan::Scanner { b: framed.as_bytes(), i: 0 };
+            prop_assert_eq!(scanner.f64().map(f64::to_bits), Some(serde.to_bits()), "{}", framed);
             prop_assert_eq!(scanner.i, text.len());
         }
 

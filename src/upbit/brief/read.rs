@@ -220,27 +220,15 @@ fn book_units(s: &mut Scanner) -> Option<Vec<OrderbookUnit>> {
         return Some(units);
     }
     loop {
-        let mut seen = 0u64;
-        let mut unit = [None; 4];
-        s.object(|s, key| {
-            let n = match key {
-                b"ask_price" | b"ap" => 0,
-                b"bid_price" | b"bp" => 1,
-                b"ask_size" | b"as" => 2,
-                b"bid_size" | b"bs" => 3,
-                _ => return s.skip(),
-            };
-            once(&mut seen, n)?;
-            unit[n as usize] = Some(s.f64()?);
-            Some(())
-        })?;
-        let [ask_price, bid_price, ask_size, bid_size] = unit;
-        units.push(OrderbookUnit {
-            ask_price: ask_price?,
-            bid_price: bid_price?,
-            ask_size: ask_size?,
-            bid_size: bid_size?,
-        });
+        let at = s.i;
+        let unit = match plain_unit(s) {
+            Some(unit) => unit,
+            None => {
+                s.i = at;
+                any_unit(s)?
+            }
+        };
+        units.push(unit);
         match s.peek()? {
             b',' => s.i += 1,
             b']' => {
@@ -250,6 +238,69 @@ fn book_units(s: &mut Scanner) -> Option<Vec<OrderbookUnit>> {
             _ => return None,
         }
     }
+}
+
+/// The unit keys as Upbit writes them, in its order, each with the byte before it: DEFAULT's and
+/// SIMPLE's.
+const UNIT_KEYS: [[&[u8]; 4]; 2] = [
+    [
+        b"{\"ask_price\":",
+        b",\"bid_price\":",
+        b",\"ask_size\":",
+        b",\"bid_size\":",
+    ],
+    [b"{\"ap\":", b",\"bp\":", b",\"as\":", b",\"bs\":"],
+];
+
+/// A unit exactly as Upbit writes it: its four keys in Upbit's order, no space around them. Most
+/// of a book's bytes are its units, so matching their keys as they come saves reading each one
+/// as a string and looking it up. `None` for any other shape, which [`any_unit`] then reads.
+#[inline(always)]
+pub(super) fn plain_unit(s: &mut Scanner) -> Option<OrderbookUnit> {
+    s.ws();
+    let rest = &s.b[s.i..];
+    let keys = UNIT_KEYS.iter().find(|keys| rest.starts_with(keys[0]))?;
+    let mut unit = [0.0; 4];
+    for (value, key) in unit.iter_mut().zip(keys) {
+        if !s.b[s.i..].starts_with(key) {
+            return None;
+        }
+        s.i += key.len();
+        *value = s.f64()?;
+    }
+    s.eat(b'}')?;
+    let [ask_price, bid_price, ask_size, bid_size] = unit;
+    Some(OrderbookUnit {
+        ask_price,
+        bid_price,
+        ask_size,
+        bid_size,
+    })
+}
+
+/// A unit in any order and spacing, with unknown keys skipped.
+fn any_unit(s: &mut Scanner) -> Option<OrderbookUnit> {
+    let mut seen = 0u64;
+    let mut unit = [None; 4];
+    s.object(|s, key| {
+        let n = match key {
+            b"ask_price" | b"ap" => 0,
+            b"bid_price" | b"bp" => 1,
+            b"ask_size" | b"as" => 2,
+            b"bid_size" | b"bs" => 3,
+            _ => return s.skip(),
+        };
+        once(&mut seen, n)?;
+        unit[n as usize] = Some(s.f64()?);
+        Some(())
+    })?;
+    let [ask_price, bid_price, ask_size, bid_size] = unit;
+    Some(OrderbookUnit {
+        ask_price: ask_price?,
+        bid_price: bid_price?,
+        ask_size: ask_size?,
+        bid_size: bid_size?,
+    })
 }
 
 fn candle(s: &mut Scanner, data_type: DataType) -> Option<Brief> {
