@@ -89,12 +89,27 @@ fn simple(value: &Value, is_ticker: bool) -> Value {
     }
 }
 
-/// A DEFAULT orderbook with `units` levels (the doc sample has 3).
-fn orderbook(units: usize) -> Value {
+/// A DEFAULT orderbook whose units are a placeholder, filled by [`with_units`] once the rest is
+/// written (a `Map` sorts keys, and Upbit writes a unit's in its own order).
+fn orderbook() -> Value {
     let mut book: Value = serde_json::from_str(ORDERBOOK).unwrap();
-    let first = book["orderbook_units"][0].clone();
-    book["orderbook_units"] = Value::Array((0..units).map(|_| first.clone()).collect());
+    book["orderbook_units"] = Value::String("UNITS".into());
     book
+}
+
+/// `frame` with its units placeholder replaced by `units` copies of the doc sample's first
+/// unit, keys in Upbit's order (live captures agree: ask price, bid price, ask size, bid size).
+fn with_units(frame: Vec<u8>, units: usize, simple: bool) -> Vec<u8> {
+    let unit = if simple {
+        r#"{"ap":137002000,"bp":137001000,"as":0.10623869,"bs":0.03656812}"#
+    } else {
+        r#"{"ask_price":137002000,"bid_price":137001000,"ask_size":0.10623869,"bid_size":0.03656812}"#
+    };
+    let list = format!("[{}]", vec![unit; units].join(","));
+    String::from_utf8(frame)
+        .unwrap()
+        .replace(r#""UNITS""#, &list)
+        .into_bytes()
 }
 
 /// The object's JSON with its type key first, where Upbit puts it (a `Map` sorts its keys).
@@ -110,15 +125,19 @@ fn frames() -> Vec<(String, Vec<u8>)> {
     let kinds: Vec<(&str, Value, bool)> = vec![
         ("ticker", serde_json::from_str(TICKER).unwrap(), true),
         ("trade", serde_json::from_str(TRADE).unwrap(), false),
-        ("orderbook15", orderbook(15), false),
-        ("orderbook30", orderbook(30), false),
+        ("orderbook15", orderbook(), false),
+        ("orderbook30", orderbook(), false),
         ("candle", serde_json::from_str(CANDLE).unwrap(), false),
     ];
     for (name, value, is_ticker) in kinds {
-        out.push((format!("{name}/DEFAULT"), type_first(&value, "type")));
+        let units: usize = name.trim_start_matches("orderbook").parse().unwrap_or(0);
+        out.push((
+            format!("{name}/DEFAULT"),
+            with_units(type_first(&value, "type"), units, false),
+        ));
         out.push((
             format!("{name}/SIMPLE"),
-            type_first(&simple(&value, is_ticker), "ty"),
+            with_units(type_first(&simple(&value, is_ticker), "ty"), units, true),
         ));
     }
     out

@@ -108,9 +108,7 @@ impl<'a> Scanner<'a> {
     }
 
     pub fn digits(&mut self) {
-        while self.b.get(self.i).is_some_and(u8::is_ascii_digit) {
-            self.i += 1;
-        }
+        self.i = digits_end(self.b, self.i);
     }
 
     /// A number as the `f64` it denotes. Up to 19 digits without an exponent (nearly all of
@@ -122,20 +120,30 @@ impl<'a> Scanner<'a> {
         let negative = b.get(start) == Some(&b'-');
         let whole = start + usize::from(negative);
         let (mut i, mut mantissa) = digit_run(b, whole, 0);
-        if i == whole || (i - whole > 1 && b[whole] == b'0') {
+        let mut digits = i - whole;
+        if digits == 0 || (digits > 1 && b[whole] == b'0') {
             return None;
         }
         let mut scale = 0;
         if b.get(i) == Some(&b'.') {
-            let fraction = i + 1;
-            (i, mantissa) = digit_run(b, fraction, mantissa);
-            scale = i - fraction;
+            let (end, fraction) = digit_run(b, i + 1, 0);
+            scale = end - (i + 1);
             if scale == 0 {
                 return None;
             }
+            digits += scale;
+            i = end;
+            // A fraction of zeros (Upbit pads prices: `142009000.00000000`) leaves a whole
+            // number, with neither the zeros to strip nor a division.
+            if fraction == 0 {
+                scale = 0;
+            } else {
+                let shift = POW10.get(scale).copied().unwrap_or(0);
+                mantissa = mantissa.wrapping_mul(shift).wrapping_add(fraction);
+            }
         }
         // Nineteen digits cannot overflow the u64; more, or an exponent, take the long way.
-        if (i - whole) - usize::from(scale > 0) > 19 || matches!(b.get(i), Some(b'e' | b'E')) {
+        if digits > 19 || matches!(b.get(i), Some(b'e' | b'E')) {
             return as_f64(self.number()?);
         }
         self.i = i;
@@ -272,17 +280,6 @@ pub(super) fn once(seen: &mut u64, n: u32) -> Option<()> {
 /// mispredicts its exit once per number.
 #[inline(always)]
 fn digit_run(b: &[u8], mut i: usize, mut mantissa: u64) -> (usize, u64) {
-    const POW10: [u64; 9] = [
-        1,
-        10,
-        100,
-        1_000,
-        10_000,
-        100_000,
-        1_000_000,
-        10_000_000,
-        100_000_000,
-    ];
     while let Some(chunk) = b.get(i..i + 8) {
         let (n, value) = leading_digits(u64::from_le_bytes(chunk.try_into().unwrap_or_default()));
         mantissa = mantissa.wrapping_mul(POW10[n]).wrapping_add(value);
@@ -299,19 +296,53 @@ fn digit_run(b: &[u8], mut i: usize, mut mantissa: u64) -> (usize, u64) {
     (i, mantissa)
 }
 
+/// Where the run of ASCII digits at `b[i..]` ends, eight bytes at a time.
+#[inline(always)]
+fn digits_end(b: &[u8], mut i: usize) -> usize {
+    while let Some(chunk) = b.get(i..i + 8) {
+        let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+        let n = leading_digit_count(digit_values(word));
+        i += n;
+        if n < 8 {
+            return i;
+        }
+    }
+    i + b[i..].iter().take_while(|c| c.is_ascii_digit()).count()
+}
+
+/// Powers of ten within a `u64`.
+const POW10: [u64; 20] = {
+    let mut powers = [1u64; 20];
+    let mut i = 1;
+    while i < powers.len() {
+        powers[i] = powers[i - 1] * 10;
+        i += 1;
+    }
+    powers
+};
+
+/// Each byte of `word` less `'0'`: a digit's byte is now its value, 0 to 9.
+#[inline(always)]
+fn digit_values(word: u64) -> u64 {
+    word.wrapping_sub(0x0101_0101_0101_0101 * u64::from(b'0'))
+}
+
+/// How many bytes of `values` ([`digit_values`], the first byte lowest) lead with a digit's.
+#[inline(always)]
+fn leading_digit_count(values: u64) -> usize {
+    // Any byte but a digit's either wrapped (its high bit set) or is 10 or more, which adding
+    // 0x76 carries into the high bit. A borrow or carry only reaches bytes above the one that
+    // made it, so the lowest flagged byte is exact, and every byte below it is a digit's value.
+    let others = (values | values.wrapping_add(0x7676_7676_7676_7676)) & 0x8080_8080_8080_8080;
+    (others.trailing_zeros() / 8) as usize
+}
+
 /// How many of the eight bytes of `word` (the first in its lowest byte) lead with an ASCII
 /// digit, and the value of those digits.
 #[inline(always)]
 fn leading_digits(word: u64) -> (usize, u64) {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    // Each byte less '0': a digit is now 0..=9. Any other byte either wraps (its high bit set)
-    // or is 10 or more, which adding 0x76 carries into the high bit. A borrow or carry only
-    // reaches bytes above the one that made it, so the lowest flagged byte is exact, and every
-    // byte below it is a digit's value.
-    let values = word.wrapping_sub(ONES * u64::from(b'0'));
-    let others = (values | values.wrapping_add(ONES * 0x76)) & HIGH;
-    let n = (others.trailing_zeros() / 8) as usize;
+    let values = digit_values(word);
+    let n = leading_digit_count(values);
     if n == 0 {
         return (0, 0);
     }
