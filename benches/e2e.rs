@@ -5,7 +5,7 @@
 //! cargo bench --bench e2e -- --quick            # ticker DEFAULT only, shorter runs
 //! cargo bench --bench e2e -- --json FILE        # also write the figures as JSON
 //! cargo bench --bench e2e -- --only orderbook   # CPU per frame of one type only (both formats)
-//! cargo bench --bench e2e -- --only scale       # one section: flood, latency, scrape, scale, idle
+//! cargo bench --bench e2e -- --only scale       # one section: flood, latency, stream, scrape, scale, idle
 //! E2E_BIN=/tmp/old/upbit-exporter cargo bench --bench e2e -- --only scale   # another build
 //! ```
 //!
@@ -24,6 +24,8 @@
 //!   counted without ever blocking the socket reader, beside the floor's rate on the same flood.
 //! - **Latency** from socket read to metric update at 10k frames/s, from the service's own
 //!   `upbit_pipeline_latency_seconds` histogram (quantiles interpolated within buckets).
+//! - **Live stream**: CPU per frame with one SSE consumer of every ticker beside none, and how
+//!   many events it read (unread tickers are conflated, not queued without bound).
 //! - **Scrape**: `/metrics` time and size with 300 codes x 3 types, and the RSS.
 //! - **Scale**: 800 codes x ticker, trade and orderbook (about the whole of Upbit) at 1 message/s
 //!   each: series, RSS, `/metrics` p50/p99 while the feed runs and the CPU of one scrape, with
@@ -42,6 +44,9 @@ use serde_json::{json, Value};
 use upbit_exporter::clock::unix_seconds;
 use upbit_exporter::upbit::model::{Candle, Orderbook, Ticker, Trade};
 
+#[path = "e2e/stream.rs"]
+mod stream;
+
 /// The binary measured: this build's, or `E2E_BIN` (a saved build, for before/after figures
 /// on one machine in one sitting).
 fn bin() -> String {
@@ -59,7 +64,7 @@ struct Options {
     quick: bool,
     json: Option<PathBuf>,
     /// `--only NAME`: the CPU-per-frame rows of one type, or one section (`flood`, `latency`,
-    /// `scrape`, `scale`, `idle`), nothing else (before/after checks).
+    /// `stream`, `scrape`, `scale`, `idle`), nothing else (before/after checks).
     only: Option<String>,
 }
 
@@ -115,7 +120,8 @@ fn main() {
             ("candle.1s", "SIMPLE"),
         ]
     };
-    // `--only NAME`: one type's CPU rows, or one section (flood, latency, scrape, scale, idle).
+    // `--only NAME`: one type's CPU rows, or one section (flood, latency, stream, scrape, scale,
+    // idle).
     let only = options.only.clone();
     let want = |name: &str| only.as_deref().is_none_or(|o| o == name);
     let rate = 100_000.0;
@@ -254,6 +260,40 @@ fn main() {
             latency_frames
         );
         report["latency"] = json!({ "rate": 10_000, "p50_us": p50 * 1e6, "p99_us": p99 * 1e6, "within_1ms": under_1ms });
+    }
+
+    if want("stream") {
+        // What one live-stream consumer costs: CPU per frame with one SSE client of every ticker
+        // and without, each a large run minus a small one, best of REPEATS.
+        let path = "/api/v1/events?types=ticker";
+        let mut cpu = [f64::INFINITY; 2];
+        let (mut events, mut conflated, mut dropped) = (0, 0, 0);
+        for _ in 0..REPEATS {
+            for (side, consumer) in [None, Some(path)].into_iter().enumerate() {
+                let a = service_firehose_with("ticker", "DEFAULT", small, Some(rate), consumer);
+                let b = service_firehose_with("ticker", "DEFAULT", large, Some(rate), consumer);
+                cpu[side] = cpu[side].min((b.cpu_secs - a.cpu_secs) / (large - small) as f64);
+                dropped += a.dropped + b.dropped;
+                if let Some(n) = b.events {
+                    (events, conflated) = (n, b.conflated);
+                }
+            }
+        }
+        println!(
+            "\n## Live stream: ticker DEFAULT at {rate:.0} frames/s, one SSE consumer of every ticker\n\n\
+             service CPU per frame {:.2} µs without a consumer, {:.2} µs with one ({:+.2} µs); \
+             of {large} frames the consumer read {events} events, {conflated} unread tickers \
+             replaced by newer ones (last run); {dropped} dropped",
+            cpu[0] * 1e6,
+            cpu[1] * 1e6,
+            (cpu[1] - cpu[0]) * 1e6,
+        );
+        report["stream"] = json!({
+            "rate": rate, "frames": large,
+            "cpu_us_per_frame_without_consumer": cpu[0] * 1e6,
+            "cpu_us_per_frame_with_one_sse_consumer": cpu[1] * 1e6,
+            "events_read": events, "conflated": conflated, "dropped": dropped,
+        });
     }
 
     if want("scrape") {
@@ -568,6 +608,10 @@ struct ServiceRun {
     dropped: u64,
     peak_rss_kib: u64,
     latency: Vec<(f64, f64)>,
+    /// Events the live-stream consumer read, when there was one.
+    events: Option<u64>,
+    /// `upbit_stream_conflated_total` at the end.
+    conflated: u64,
 }
 
 /// Simulator arguments for a firehose of `frames` frames per connection, paced or flat out.
@@ -592,8 +636,21 @@ fn firehose_args(frames: u64, pace: Option<f64>) -> Vec<String> {
 
 /// The service against a firehose of `frames` frames (plus one snapshot per code).
 fn service_firehose(kind: &str, format: &str, frames: u64, pace: Option<f64>) -> ServiceRun {
+    service_firehose_with(kind, format, frames, pace, None)
+}
+
+/// [`service_firehose`] with a live-stream consumer following `events` (an `/api/v1/events`
+/// query) from the moment the service serves HTTP.
+fn service_firehose_with(
+    kind: &str,
+    format: &str,
+    frames: u64,
+    pace: Option<f64>,
+    events: Option<&str>,
+) -> ServiceRun {
     let (_sim, sim_addr) = simulator(&firehose_args(frames, pace));
     let (process, http) = service(sim_addr, kind, &CODES.join(","), format);
+    let consumer = events.map(|path| stream::follow(http, path));
     let expected = frames + CODES.len() as u64;
     let mut first: Option<(Instant, f64)> = None;
     // Every scrape costs the service CPU, so poll often only until the first frame (to time the
@@ -633,6 +690,7 @@ fn service_firehose(kind: &str, format: &str, frames: u64, pace: Option<f64>) ->
     };
     let dropped = sum(&scrape, "upbit_dropped_messages_total") as u64;
     let latency = buckets(&scrape, "upbit_pipeline_latency_seconds");
+    let conflated = sum(&scrape, "upbit_stream_conflated_total") as u64;
     let (cpu_secs, peak_rss_kib) = terminate(process);
     ServiceRun {
         cpu_secs,
@@ -640,6 +698,8 @@ fn service_firehose(kind: &str, format: &str, frames: u64, pace: Option<f64>) ->
         dropped,
         peak_rss_kib,
         latency,
+        events: consumer.map(|c| c.join().expect("consumer thread")),
+        conflated,
     }
 }
 
