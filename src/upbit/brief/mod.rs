@@ -20,6 +20,7 @@ use super::model::{Candle, Message, Orderbook, OrderbookUnit, Ticker, Trade};
 use super::types::{market_code, DataType, Side, MAX_CODE_LEN};
 use crate::clock::{date_to_unix_seconds, datetime_to_unix_seconds};
 
+mod digits;
 mod read;
 mod scan;
 
