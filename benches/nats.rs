@@ -112,7 +112,7 @@ fn pipeline_cost(n: usize) {
         let mut batch = Vec::with_capacity(16);
         for i in 0..n {
             let (data_type, json) = &frames[i % 4];
-            batch.extend(publisher.encode_json(*data_type, json, now));
+            batch.extend(publisher.encode_json(*data_type, "KRW-BTC", json, now));
             if batch.len() == 16 {
                 publisher.publish(&batch);
                 batch.clear();
@@ -125,7 +125,7 @@ fn pipeline_cost(n: usize) {
     let bytes: usize = messages
         .iter()
         .filter_map(|m| Event::market(m, now))
-        .map(|e| e.encoded.json.len())
+        .map(|e| e.encoded.json().len())
         .sum::<usize>()
         / 4;
     println!("publish cost per message on the pipeline thread (mix of ticker, trade, orderbook, candle; {bytes} B average entry)");

@@ -51,7 +51,8 @@ pub struct DecoderActor {
     field_log: LogThrottle,
     /// Where link events go on, in order with the decoded frames (the metrics actor).
     link_sink: Option<Recipient<LinkChanged>>,
-    /// The live stream: messages of a type some consumer wants are decoded in full here, once.
+    /// The live stream: with a sink, every message is decoded in full here, once (the hub's
+    /// consumers take the JSON as it is).
     stream: Publisher,
 }
 
@@ -155,7 +156,7 @@ impl DecoderActor {
         let stream = &self.stream;
         decode_frame_brief_with(
             payload,
-            |data_type| stream.wants(data_type),
+            |_| stream.wants_in_full(),
             |result| match result {
                 Ok(Decoded::Market { brief, json, full }) => out.push(MarketMessage {
                     brief,

@@ -127,7 +127,7 @@ mod tests {
     }
 
     fn connection(e: &Event) -> u64 {
-        let v: serde_json::Value = serde_json::from_str(&e.encoded.json).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&e.encoded.json()).unwrap();
         v["data"]["connection"].as_u64().unwrap()
     }
 

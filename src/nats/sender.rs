@@ -196,7 +196,7 @@ impl Sender {
     /// Sends one message; gives it back when it could not even be handed to the client.
     async fn send(&mut self, js: &Context, event: Event) -> Result<Acked, Event> {
         let subject = self.subject(&event);
-        let mut publish = PublishMessage::build().payload(event.encoded.json.as_bytes().clone());
+        let mut publish = PublishMessage::build().payload(event.encoded.json().into_bytes());
         if let Some(id) = &event.id {
             publish = publish.message_id(id);
         }

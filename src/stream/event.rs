@@ -12,10 +12,17 @@
 //!
 //! Market messages are the data API's [`Entry`] with the event name added (`ticker`, `trade`,
 //! `orderbook`, `candle.1m` …); `close` is the last message before the service ends a stream.
+//!
+//! A market message for the consumers alone is encoded **when first sent**, not when published
+//! ([`Event::market_json`]): it waits in the queues as the message's JSON from Upbit, and a
+//! ticker, orderbook or candle that a newer one replaces before anyone reads it (conflation) is
+//! never decoded in full nor encoded. The first transport to send it encodes it, on its own
+//! thread, and every other consumer shares that text.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
+use bytes::Bytes;
 use bytestring::ByteString;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -23,6 +30,7 @@ use serde_json::{json, Value};
 use super::LeaveReason;
 use crate::clock::unix_ms;
 use crate::messages::LinkChange;
+use crate::upbit::decode::decode_as;
 use crate::upbit::{DataType, Message};
 use crate::view::Entry;
 
@@ -30,13 +38,70 @@ use crate::view::Entry;
 const MAX_DETAIL_CHARS: usize = 200;
 
 /// A message as sent: the event name (for SSE's `event:` line) and the JSON text.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Encoded {
     /// `ticker`, `trade`, `orderbook`, `candle.1m` …, `link` or `close`.
     pub name: &'static str,
-    /// The whole JSON object; cloning shares the bytes.
-    pub json: ByteString,
+    body: Body,
 }
+
+#[derive(Debug, Clone)]
+enum Body {
+    Ready(ByteString),
+    /// Encoded by the first [`Encoded::json`] call; cloning shares the result.
+    Pending(Arc<Pending>),
+}
+
+/// A market message not encoded yet: its JSON from Upbit and when it was received.
+#[derive(Debug)]
+struct Pending {
+    data_type: DataType,
+    raw: Bytes,
+    received: SystemTime,
+    json: OnceLock<ByteString>,
+}
+
+impl Encoded {
+    /// An event named `name` whose JSON is `json`, encoded already.
+    pub fn ready(name: &'static str, json: String) -> Self {
+        Self {
+            name,
+            body: Body::Ready(json.into()),
+        }
+    }
+
+    /// The whole JSON object; cloning shares the bytes. A message published as its JSON from
+    /// Upbit is decoded and encoded here, the first time any consumer asks.
+    pub fn json(&self) -> ByteString {
+        match &self.body {
+            Body::Ready(json) => json.clone(),
+            Body::Pending(pending) => pending.json.get_or_init(|| pending.encode()).clone(),
+        }
+    }
+}
+
+impl Pending {
+    fn encode(&self) -> ByteString {
+        // The decoder read this JSON on the hot path with the full decode's verdict (a property
+        // test holds the two to it), so it decodes; were it ever not to, the consumer sees the
+        // event with `"data":null` rather than nothing.
+        decode_as(self.data_type, &self.raw)
+            .ok()
+            .and_then(|message| Event::market(&message, self.received))
+            .map_or_else(
+                || wrap(self.data_type.as_str(), Value::Null).json(),
+                |event| event.encoded.json(),
+            )
+    }
+}
+
+impl PartialEq for Encoded {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && self.json() == other.json()
+    }
+}
+
+impl Eq for Encoded {}
 
 /// `{"event":…,"data":…}` with the event name first, for people reading the stream.
 #[derive(Serialize)]
@@ -47,10 +112,7 @@ struct Wrapped<'a> {
 
 fn wrap(event: &'static str, data: Value) -> Encoded {
     let json = serde_json::to_string(&Wrapped { event, data }).unwrap_or_default();
-    Encoded {
-        name: event,
-        json: json.into(),
-    }
+    Encoded::ready(event, json)
 }
 
 /// What an event is about, for filtering and conflation.
@@ -85,12 +147,30 @@ impl Event {
                 data_type,
                 code: Arc::from(code),
             },
-            encoded: Encoded {
-                name: data_type.as_str(),
-                json: json.into(),
-            },
+            encoded: Encoded::ready(data_type.as_str(), json),
             id: None,
         })
+    }
+
+    /// A market message of `data_type` and `code` given as its JSON object from Upbit, received
+    /// at `received`: encoded only when a consumer first sends it (see the module's doc).
+    pub fn market_json(data_type: DataType, code: &str, raw: Bytes, received: SystemTime) -> Self {
+        Self {
+            kind: EventKind::Market {
+                data_type,
+                code: Arc::from(code),
+            },
+            encoded: Encoded {
+                name: data_type.as_str(),
+                body: Body::Pending(Arc::new(Pending {
+                    data_type,
+                    raw,
+                    received,
+                    json: OnceLock::new(),
+                })),
+            },
+            id: None,
+        }
     }
 
     /// Upstream connection `connection` came up or went down at `at`.
@@ -149,7 +229,7 @@ mod tests {
         let message = fixture("ticker_default_1.json");
         let at = SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_676_965_262_190);
         let event = Event::market(&message, at).unwrap();
-        let value: serde_json::Value = serde_json::from_str(&event.encoded.json).unwrap();
+        let value: serde_json::Value = serde_json::from_str(&event.encoded.json()).unwrap();
         let Message::Ticker(ticker) = &message else {
             panic!("a ticker")
         };
@@ -167,10 +247,39 @@ mod tests {
         );
     }
 
+    /// A message published as its JSON reads, once a consumer asks, exactly as one encoded at
+    /// once; every clone (every consumer's queue) shares that text.
+    #[test]
+    fn a_message_published_as_its_json_encodes_as_the_decoded_one_does() {
+        let at = SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_676_965_262_190);
+        for name in [
+            "ticker_default_1.json",
+            "trade_default_1.json",
+            "orderbook_simple_1.json",
+            "candle_default_1.json",
+        ] {
+            let path = format!("{}/tests/fixtures/upbit/{name}", env!("CARGO_MANIFEST_DIR"));
+            let raw = Bytes::from(std::fs::read(path).unwrap());
+            let message = fixture(name);
+            let eager = Event::market(&message, at).unwrap();
+            let (data_type, code) = (message.data_type().unwrap(), message.code().unwrap());
+            let lazy = Event::market_json(data_type, code, raw, at);
+            assert_eq!(lazy.kind, eager.kind, "{name}");
+            let other_consumer = lazy.encoded.clone();
+            assert_eq!(lazy.encoded.json(), eager.encoded.json(), "{name}");
+            assert_eq!(other_consumer, eager.encoded, "{name}");
+        }
+        // JSON that does not decode (the decoder never passes such on) still reaches the
+        // consumer, named, with no data.
+        let odd = Event::market_json(DataType::Trade, "KRW-BTC", Bytes::from_static(b"{"), at);
+        let value: serde_json::Value = serde_json::from_str(&odd.encoded.json()).unwrap();
+        assert_eq!(value, json!({"event": "trade", "data": null}));
+    }
+
     #[test]
     fn a_candle_keeps_its_type_and_names_the_event_after_it() {
         let event = Event::market(&fixture("candle_default_1.json"), SystemTime::now()).unwrap();
-        let value: serde_json::Value = serde_json::from_str(&event.encoded.json).unwrap();
+        let value: serde_json::Value = serde_json::from_str(&event.encoded.json()).unwrap();
         assert_eq!(value["event"], value["type"]);
         assert!(event.encoded.name.starts_with("candle."));
     }
@@ -185,7 +294,7 @@ mod tests {
             SystemTime::UNIX_EPOCH,
             0,
         );
-        let value: serde_json::Value = serde_json::from_str(&down.encoded.json).unwrap();
+        let value: serde_json::Value = serde_json::from_str(&down.encoded.json()).unwrap();
         assert_eq!(value["event"], "link");
         assert_eq!(value["data"]["state"], "disconnected");
         assert_eq!(value["data"]["reason"], "error");
@@ -195,7 +304,7 @@ mod tests {
             MAX_DETAIL_CHARS
         );
         let up = Event::link(&LinkChange::Connected, SystemTime::now(), 2);
-        let value: serde_json::Value = serde_json::from_str(&up.encoded.json).unwrap();
+        let value: serde_json::Value = serde_json::from_str(&up.encoded.json()).unwrap();
         assert_eq!(value["event"], "link");
         assert_eq!(value["data"]["state"], "connected");
         assert_eq!(value["data"]["connection"], 2);

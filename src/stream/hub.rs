@@ -409,7 +409,7 @@ mod tests {
         let Next::Message(link) = &got[0] else {
             panic!()
         };
-        assert!(link.json.contains("connected"));
+        assert!(link.json().contains("connected"));
         assert_eq!(names(&waiting(&tickers)), ["link"]);
         assert_eq!(hub.consumers(), 2);
         drop(btc);

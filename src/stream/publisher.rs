@@ -1,15 +1,18 @@
 //! The pipeline's side of the live stream: what the metrics actor holds.
 //!
-//! It encodes a market message only when some consumer may want its type (nothing at all while
-//! nobody listens; the pipeline hands it the message's JSON, decoded in full only then), hands
-//! each batch to the hub, and turns link events into stream events, in order with the batches
-//! around them. A disabled stream is a publisher without a hub.
+//! It passes a market message on only when some consumer may want its type (nothing at all while
+//! nobody listens), as its JSON from Upbit, encoded when a consumer first sends it (see
+//! [`event`](super::event)); hands each batch to the hub; and turns link events into stream
+//! events, in order with the batches around them. A disabled stream is a publisher without a hub.
 //!
 //! A sink ([`EventSink`], e.g. NATS) takes every batch beside the hub: with one attached, every
-//! market message is encoded and carries its deduplication id.
+//! market message is decoded in full and encoded on the pipeline, and carries its deduplication
+//! id.
 
 use std::sync::Arc;
 use std::time::SystemTime;
+
+use bytes::Bytes;
 
 use super::event::Event;
 use super::hub::Hub;
@@ -44,10 +47,16 @@ impl Publisher {
         Self::default()
     }
 
-    /// Whether some consumer may want messages of `data_type` (the decoder then decodes them in
-    /// full at once, for [`encode`](Self::encode)).
+    /// Whether some consumer may want messages of `data_type`.
     pub fn wants(&self, data_type: DataType) -> bool {
         self.sink.is_some() || self.hub.as_ref().is_some_and(|hub| hub.wants(data_type))
+    }
+
+    /// Whether every market message is to be encoded on the pipeline (a sink takes them all,
+    /// with their ids): the decoder then decodes each in full at once, for
+    /// [`encode`](Self::encode). The hub's consumers alone need nothing decoded there.
+    pub fn wants_in_full(&self) -> bool {
+        self.sink.is_some()
     }
 
     /// Encodes a market message when some consumer may want its type; `None` (and no work)
@@ -66,18 +75,28 @@ impl Publisher {
         Event::market(message, received_at)
     }
 
-    /// Like [`encode`](Self::encode), for a market message of `data_type` given as its JSON
-    /// object: decoded in full only when some consumer may want the type.
+    /// Like [`encode`](Self::encode), for a market message of `data_type` and `code` given as
+    /// its JSON object: for the hub's consumers alone, passed on as that JSON and encoded when
+    /// first sent; with a sink, decoded and encoded here.
     pub fn encode_json(
         &self,
         data_type: DataType,
+        code: &str,
         json: &[u8],
         received_at: SystemTime,
     ) -> Option<Event> {
-        if !self.wants(data_type) {
-            return None;
+        if self.sink.is_some() {
+            return self.encode(&decode_as(data_type, json).ok()?, received_at);
         }
-        self.encode(&decode_as(data_type, json).ok()?, received_at)
+        self.hub.as_ref().filter(|hub| hub.wants(data_type))?;
+        // A copy, not a slice of the frame: a slice would hold the whole socket read buffer it
+        // came in for as long as the value waits in a queue (a slow consumer's stale markets).
+        Some(Event::market_json(
+            data_type,
+            code,
+            Bytes::copy_from_slice(json),
+            received_at,
+        ))
     }
 
     /// Fans a batch out.
@@ -194,12 +213,13 @@ mod tests {
         assert_eq!(got[0].encoded, event.encoded);
         assert_eq!(got[1].encoded.name, "link");
         assert_eq!(got[1].id, None);
-        // The decoder asks `wants` whether to decode in full; with a sink, every type.
+        // The decoder asks whether to decode in full; with a sink, every type.
+        assert!(publisher.wants_in_full());
         assert!(DataType::ALL.iter().all(|&t| publisher.wants(t)));
         // A message that travels as its JSON (decoded in full here) gets its id too.
         let frame = include_bytes!("../../tests/fixtures/upbit/trade_default_1.json");
         let from_json = publisher
-            .encode_json(DataType::Trade, frame, SystemTime::now())
+            .encode_json(DataType::Trade, "KRW-BTC", frame, SystemTime::now())
             .expect("encoded from JSON");
         assert!(from_json
             .id
@@ -239,7 +259,7 @@ mod tests {
             }
             let last = last.expect("a link event");
             assert_eq!(last.name, "link");
-            assert!(last.json.contains("connected"), "{}", last.json);
+            assert!(last.json().contains("connected"), "{}", last.json());
         }
     }
 }

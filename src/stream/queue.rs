@@ -149,7 +149,6 @@ impl ConsumerQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytestring::ByteString;
 
     fn event(data_type: DataType, code: &str, text: &str) -> Event {
         Event {
@@ -157,10 +156,7 @@ mod tests {
                 data_type,
                 code: Arc::from(code),
             },
-            encoded: Encoded {
-                name: data_type.as_str(),
-                json: ByteString::from(text.to_owned()),
-            },
+            encoded: Encoded::ready(data_type.as_str(), text.to_owned()),
             id: None,
         }
     }
@@ -168,17 +164,14 @@ mod tests {
     fn link(text: &str) -> Event {
         Event {
             kind: EventKind::Link,
-            encoded: Encoded {
-                name: "link",
-                json: ByteString::from(text.to_owned()),
-            },
+            encoded: Encoded::ready("link", text.to_owned()),
             id: None,
         }
     }
 
     fn drain(queue: &mut ConsumerQueue) -> Vec<String> {
         std::iter::from_fn(|| queue.pop())
-            .map(|e| e.json.to_string())
+            .map(|e| e.json().to_string())
             .collect()
     }
 

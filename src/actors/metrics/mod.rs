@@ -115,12 +115,14 @@ impl Handler<FramesDecoded> for MetricsActor {
                 unsubscribed += 1;
                 continue;
             }
-            // Encoded only when some consumer wants the type; decoded in full here only when the
-            // decoder did not (a consumer joined in between).
+            // Passed on only when some consumer wants the type: as its JSON for the consumers
+            // (encoded when first sent), encoded here for a sink (decoded in full by the decoder,
+            // or here when the sink joined in between).
             live.extend(match &message.full {
                 Some(full) => self.stream.encode(full, batch.received_at),
                 None => self.stream.encode_json(
                     message.brief.data_type,
+                    message.brief.code.as_str(),
                     &message.json,
                     batch.received_at,
                 ),

@@ -92,12 +92,12 @@ impl Stream for SseBody {
         while count < SSE_BATCH {
             match consumer.poll_next(cx) {
                 Poll::Ready(Next::Message(message)) => {
-                    write_event(&mut chunk, message.name, &message.json);
+                    write_event(&mut chunk, message.name, &message.json());
                     count += 1;
                 }
                 Poll::Ready(Next::Ended(ending)) => {
                     let last = event::close(ending.reason, &ending.message);
-                    write_event(&mut chunk, last.name, &last.json);
+                    write_event(&mut chunk, last.name, &last.json());
                     this.finished = true;
                     break;
                 }

@@ -114,7 +114,7 @@ async fn serve_websocket(
                     // A peer that stopped reading blocks this send; the hub may end the stream
                     // meanwhile (slow), and the next round closes it.
                     tokio::select! {
-                        sent = session.text(message.json) => match sent {
+                        sent = session.text(message.json()) => match sent {
                             Ok(()) => consumer.count_sent(1),
                             Err(_) => break None,
                         },
