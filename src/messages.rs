@@ -83,8 +83,8 @@ pub struct MarketMessage {
     /// The payload size of the frame, on the first market message of each frame (`None` on the
     /// others of a list frame): the size histogram and the pipeline latency count frames.
     pub frame_bytes: Option<usize>,
-    /// The whole message, when the decoder decoded it in full (a live-stream consumer wanted
-    /// its type, or it was not plain), so the stream need not decode it again.
+    /// The whole message, when the decoder decoded it in full (a sink such as NATS takes every
+    /// message, or it was not plain), so the stream need not decode it again.
     pub full: Option<Box<upbit::Message>>,
 }
 

@@ -248,7 +248,7 @@ mod tests {
     }
 
     /// The brief path's verdict; `whole`: decode every market message in full at once (as when
-    /// a live-stream consumer wants every type).
+    /// a sink such as NATS takes every message).
     fn brief(frame: &[u8], whole: bool) -> Verdict {
         let (mut out, mut skipped) = (Vec::new(), Vec::new());
         decode_frame_brief_with(
