@@ -23,20 +23,6 @@ pub(super) fn digit_run(b: &[u8], mut i: usize, mut mantissa: u64) -> (usize, u6
     (i, mantissa)
 }
 
-/// Where the run of ASCII digits at `b[i..]` ends, eight bytes at a time.
-#[inline(always)]
-pub(super) fn digits_end(b: &[u8], mut i: usize) -> usize {
-    while let Some(chunk) = b.get(i..i + 8) {
-        let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
-        let n = leading_digit_count(digit_values(word));
-        i += n;
-        if n < 8 {
-            return i;
-        }
-    }
-    i + b[i..].iter().take_while(|c| c.is_ascii_digit()).count()
-}
-
 /// Powers of ten within a `u64`.
 pub(super) const POW10: [u64; 20] = {
     let mut powers = [1u64; 20];
@@ -48,28 +34,17 @@ pub(super) const POW10: [u64; 20] = {
     powers
 };
 
-/// Each byte of `word` less `'0'`: a digit's byte is now its value, 0 to 9.
-#[inline(always)]
-fn digit_values(word: u64) -> u64 {
-    word.wrapping_sub(0x0101_0101_0101_0101 * u64::from(b'0'))
-}
-
-/// How many bytes of `values` ([`digit_values`], the first byte lowest) lead with a digit's.
-#[inline(always)]
-fn leading_digit_count(values: u64) -> usize {
-    // Any byte but a digit's either wrapped (its high bit set) or is 10 or more, which adding
-    // 0x76 carries into the high bit. A borrow or carry only reaches bytes above the one that
-    // made it, so the lowest flagged byte is exact, and every byte below it is a digit's value.
-    let others = (values | values.wrapping_add(0x7676_7676_7676_7676)) & 0x8080_8080_8080_8080;
-    (others.trailing_zeros() / 8) as usize
-}
-
 /// How many of the eight bytes of `word` (the first in its lowest byte) lead with an ASCII
 /// digit, and the value of those digits.
 #[inline(always)]
 fn leading_digits(word: u64) -> (usize, u64) {
-    let values = digit_values(word);
-    let n = leading_digit_count(values);
+    // Each byte less '0': a digit's byte is now its value, 0 to 9. Any other byte either wrapped
+    // (its high bit set) or is 10 or more, which adding 0x76 carries into the high bit. A borrow
+    // or carry only reaches bytes above the one that made it, so the lowest flagged byte is
+    // exact, and every byte below it is a digit's value.
+    let values = word.wrapping_sub(0x3030_3030_3030_3030);
+    let others = (values | values.wrapping_add(0x7676_7676_7676_7676)) & 0x8080_8080_8080_8080;
+    let n = (others.trailing_zeros() / 8) as usize;
     if n == 0 {
         return (0, 0);
     }

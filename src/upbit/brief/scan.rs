@@ -12,7 +12,7 @@
 //! no more than *as strict* as the wire types, and it is stricter; numbers convert to the same
 //! `f64` (both round correctly).
 
-use super::digits::{digit_run, digits_end, POW10};
+use super::digits::{digit_run, POW10};
 
 pub(super) struct Scanner<'a> {
     pub b: &'a [u8],
@@ -109,8 +109,9 @@ impl<'a> Scanner<'a> {
         Some(text)
     }
 
+    /// Past a run of digits; their value, unread, is dropped by the compiler.
     pub fn digits(&mut self) {
-        self.i = digits_end(self.b, self.i);
+        self.i = digit_run(self.b, self.i, 0).0;
     }
 
     /// A number as the `f64` it denotes. Up to 19 digits without an exponent (nearly all of
