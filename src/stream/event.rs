@@ -70,6 +70,14 @@ impl Encoded {
         }
     }
 
+    /// A market message as the data API's entry with its event name; `None` for anything else.
+    fn market(message: &Message, received: SystemTime) -> Option<Self> {
+        let mut entry = Entry::of(message, received)?;
+        let name = entry.data_type().as_str();
+        entry.event = Some(name);
+        Some(Self::ready(name, serde_json::to_string(&entry).ok()?))
+    }
+
     /// The whole JSON object; cloning shares the bytes. A message published as its JSON from
     /// Upbit is decoded and encoded here, the first time any consumer asks.
     pub fn json(&self) -> ByteString {
@@ -87,11 +95,9 @@ impl Pending {
         // event with `"data":null` rather than nothing.
         decode_as(self.data_type, &self.raw)
             .ok()
-            .and_then(|message| Event::market(&message, self.received))
-            .map_or_else(
-                || wrap(self.data_type.as_str(), Value::Null).json(),
-                |event| event.encoded.json(),
-            )
+            .and_then(|message| Encoded::market(&message, self.received))
+            .unwrap_or_else(|| wrap(self.data_type.as_str(), Value::Null))
+            .json()
     }
 }
 
@@ -137,17 +143,12 @@ pub struct Event {
 impl Event {
     /// A market message received at `received`; `None` for anything else.
     pub fn market(message: &Message, received: SystemTime) -> Option<Self> {
-        let mut entry = Entry::of(message, received)?;
-        let data_type = entry.data_type();
-        entry.event = Some(data_type.as_str());
-        let code = message.code()?;
-        let json = serde_json::to_string(&entry).ok()?;
         Some(Self {
             kind: EventKind::Market {
-                data_type,
-                code: Arc::from(code),
+                data_type: message.data_type()?,
+                code: Arc::from(message.code()?),
             },
-            encoded: Encoded::ready(data_type.as_str(), json),
+            encoded: Encoded::market(message, received)?,
             id: None,
         })
     }
