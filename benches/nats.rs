@@ -27,6 +27,7 @@ use upbit_exporter::settings::Settings;
 use upbit_exporter::stream::msg_id::message_id;
 use upbit_exporter::stream::{Event, EventSink, Publisher};
 use upbit_exporter::telemetry::metrics::SinkMetrics;
+use upbit_exporter::upbit::brief::MarketCode;
 use upbit_exporter::upbit::{decode_frame, CandleInterval, DataType, Message};
 
 fn fixture_bytes(name: &str) -> Vec<u8> {
@@ -108,11 +109,12 @@ fn pipeline_cost(n: usize) {
     .into_iter()
     .map(|(t, name)| (t, fixture_bytes(name)))
     .collect();
+    let code = MarketCode::new("KRW-BTC");
     let from_json = per_message(n, |n| {
         let mut batch = Vec::with_capacity(16);
         for i in 0..n {
             let (data_type, json) = &frames[i % 4];
-            batch.extend(publisher.encode_json(*data_type, "KRW-BTC", json, now));
+            batch.extend(publisher.encode_json(*data_type, &code, json, now));
             if batch.len() == 16 {
                 publisher.publish(&batch);
                 batch.clear();

@@ -18,6 +18,7 @@ use super::event::Event;
 use super::hub::Hub;
 use super::sink::EventSink;
 use crate::messages::LinkChanged;
+use crate::upbit::brief::MarketCode;
 use crate::upbit::decode::decode_as;
 use crate::upbit::{DataType, Message};
 
@@ -47,11 +48,6 @@ impl Publisher {
         Self::default()
     }
 
-    /// Whether some consumer may want messages of `data_type`.
-    pub fn wants(&self, data_type: DataType) -> bool {
-        self.sink.is_some() || self.hub.as_ref().is_some_and(|hub| hub.wants(data_type))
-    }
-
     /// Whether every market message is to be encoded on the pipeline (a sink takes them all,
     /// with their ids): the decoder then decodes each in full at once, for
     /// [`encode`](Self::encode). The hub's consumers alone need nothing decoded there.
@@ -77,11 +73,11 @@ impl Publisher {
 
     /// Like [`encode`](Self::encode), for a market message of `data_type` and `code` given as
     /// its JSON object: for the hub's consumers alone, passed on as that JSON and encoded when
-    /// first sent; with a sink, decoded and encoded here.
+    /// first sent; with a sink, decoded and encoded here. Nothing at all while nobody wants it.
     pub fn encode_json(
         &self,
         data_type: DataType,
-        code: &str,
+        code: &MarketCode,
         json: &[u8],
         received_at: SystemTime,
     ) -> Option<Event> {
@@ -93,7 +89,7 @@ impl Publisher {
         // came in for as long as the value waits in a queue (a slow consumer's stale markets).
         Some(Event::market_json(
             data_type,
-            code,
+            code.as_str(),
             Bytes::copy_from_slice(json),
             received_at,
         ))
@@ -215,11 +211,15 @@ mod tests {
         assert_eq!(got[1].id, None);
         // The decoder asks whether to decode in full; with a sink, every type.
         assert!(publisher.wants_in_full());
-        assert!(DataType::ALL.iter().all(|&t| publisher.wants(t)));
         // A message that travels as its JSON (decoded in full here) gets its id too.
         let frame = include_bytes!("../../tests/fixtures/upbit/trade_default_1.json");
         let from_json = publisher
-            .encode_json(DataType::Trade, "KRW-BTC", frame, SystemTime::now())
+            .encode_json(
+                DataType::Trade,
+                &MarketCode::new("KRW-BTC"),
+                frame,
+                SystemTime::now(),
+            )
             .expect("encoded from JSON");
         assert!(from_json
             .id

@@ -122,7 +122,7 @@ impl Handler<FramesDecoded> for MetricsActor {
                 Some(full) => self.stream.encode(full, batch.received_at),
                 None => self.stream.encode_json(
                     message.brief.data_type,
-                    message.brief.code.as_str(),
+                    &message.brief.code,
                     &message.json,
                     batch.received_at,
                 ),
