@@ -674,8 +674,8 @@ fn service_firehose_with(
     });
     // The run ends when the last message arrived, by the service's own clock
     // (upbit_last_message_timestamp_seconds, the receive time of its batch), not at the poll that
-    // saw it up to 100 ms later: on a 0.3 s flood that poll alone moved the rate by a quarter.
-    // What the pipeline still held then is at most its two bounded queues (4096 frames each by
+    // saw it up to 500 ms later (at 100 ms apart, on a 0.3 s flood, that poll alone moved the
+    // rate by a quarter). What the pipeline still held then is at most its two bounded queues (4096 frames each by
     // default, about 1% of a flood run) and was not dropped: drops are counted and reported.
     let elapsed = match first {
         Some((at, unix)) => {
